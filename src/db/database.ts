@@ -1,0 +1,192 @@
+import { mkdirSync } from "node:fs";
+import { PGlite } from "@electric-sql/pglite";
+import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
+import { PrismaPGlite } from "pglite-prisma-adapter";
+import { PrismaClient } from "./generated/client.ts";
+
+/** One SQL statement executor: a pool, a session or a transaction. */
+export interface Sql {
+  /** Runs one parameterised statement and returns its rows. BIGINT columns arrive as `bigint`. */
+  query<Row>(text: string, params?: readonly unknown[]): Promise<Row[]>;
+}
+
+/** A connection held for several statements (migrations, advisory locks). */
+export interface Session extends Sql {
+  /** Runs a script of several statements without parameters. */
+  exec(script: string): Promise<void>;
+}
+
+export type IsolationLevel = "READ COMMITTED" | "REPEATABLE READ" | "SERIALIZABLE";
+
+export interface TransactionOptions {
+  readonly isolation: IsolationLevel;
+  /** Upper bound for every statement of the transaction, waits for locks included. */
+  readonly timeoutMs: number;
+}
+
+export interface PoolStats {
+  readonly total: number;
+  readonly idle: number;
+  readonly waiting: number;
+}
+
+/**
+ * The database seen by the rest of the service: Prisma for reads shaped by
+ * GraphQL, and plain SQL for the ledger's transactions. The domain talks SQL
+ * directly (not through Prisma's interactive transactions) because its hot
+ * paths must be a few statements per transaction with an explicit isolation
+ * level and timeout, and every round trip is spent while an account row is
+ * locked.
+ */
+export interface Database extends Sql {
+  readonly kind: "postgres" | "embedded";
+  readonly prisma: PrismaClient;
+  transaction<T>(options: TransactionOptions, work: (tx: Sql) => Promise<T>): Promise<T>;
+  withSession<T>(work: (session: Session) => Promise<T>): Promise<T>;
+  poolStats(): PoolStats;
+  close(): Promise<void>;
+}
+
+const INT8_OID = 20;
+const pgTypes = {
+  getTypeParser(oid: number, format?: string) {
+    if (oid === INT8_OID) return (value: string) => BigInt(value);
+    return (pg.types.getTypeParser as (oid: number, format?: string) => (value: string) => unknown)(
+      oid,
+      format,
+    );
+  },
+};
+
+/** Query parameters: bigint is sent as its decimal text (exact), everything else as is. */
+function encodeParams(params: readonly unknown[] | undefined): unknown[] {
+  return (params ?? []).map((value) => (typeof value === "bigint" ? value.toString() : value));
+}
+
+export interface PostgresOptions {
+  readonly url: string;
+  readonly poolSizeMax: number;
+  readonly applicationName?: string;
+}
+
+/** Connects to PostgreSQL through one pg pool shared by Prisma (driver adapter) and the domain. */
+export function connectPostgres(options: PostgresOptions): Database {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolSizeMax,
+    application_name: options.applicationName ?? "creditbook",
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 10_000,
+  });
+  // A broken idle connection must not crash the process; the pool replaces it.
+  pool.on("error", (error) => {
+    process.emitWarning(`PostgreSQL idle connection error: ${error.message}`);
+  });
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+
+  const run = async <Row>(client: pg.Pool | pg.PoolClient, text: string, params?: readonly unknown[]) => {
+    const result = await client.query({ text, values: encodeParams(params), types: pgTypes });
+    return result.rows as Row[];
+  };
+
+  return {
+    kind: "postgres",
+    prisma,
+    query: (text, params) => run(pool, text, params),
+    async transaction(txOptions, work) {
+      const client = await pool.connect();
+      let broken = false;
+      try {
+        await client.query(
+          `BEGIN ISOLATION LEVEL ${txOptions.isolation}; SET LOCAL statement_timeout = ${Math.trunc(txOptions.timeoutMs)}`,
+        );
+        const result = await work({ query: (text, params) => run(client, text, params) });
+        await client.query("COMMIT");
+        return result;
+      } catch (error) {
+        try {
+          await client.query("ROLLBACK");
+        } catch {
+          // The connection is unusable (the server went away): drop it from the pool.
+          broken = true;
+        }
+        throw error;
+      } finally {
+        client.release(broken);
+      }
+    },
+    async withSession(work) {
+      const client = await pool.connect();
+      try {
+        return await work({
+          query: (text, params) => run(client, text, params),
+          exec: async (script) => {
+            await client.query(script);
+          },
+        });
+      } finally {
+        client.release();
+      }
+    },
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+    async close() {
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
+}
+
+/**
+ * Opens the embedded PostgreSQL (PGlite) kept in `dataDir`, or in memory when
+ * `dataDir` is undefined. PGlite is one connection: transactions queue behind
+ * each other, which is correct, just not parallel.
+ */
+export async function openEmbedded(dataDir: string | undefined): Promise<Database> {
+  if (dataDir !== undefined) mkdirSync(dataDir, { recursive: true });
+  const pglite = await PGlite.create(
+    dataDir === undefined ? undefined : `${dataDir.replace(/\/$/, "")}/pgdata`,
+  );
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
+  const run = async <Row>(
+    target: Pick<PGlite, "query">,
+    text: string,
+    params?: readonly unknown[],
+  ): Promise<Row[]> => {
+    const result = await target.query<Row>(text, encodeParams(params));
+    return result.rows;
+  };
+  let waiting = 0;
+  return {
+    kind: "embedded",
+    prisma,
+    query: (text, params) => run(pglite, text, params),
+    async transaction(txOptions, work) {
+      waiting += 1;
+      return pglite
+        .transaction(async (tx) => {
+          waiting -= 1;
+          await tx.exec(
+            `SET TRANSACTION ISOLATION LEVEL ${txOptions.isolation}; SET LOCAL statement_timeout = ${Math.trunc(txOptions.timeoutMs)}`,
+          );
+          return work({ query: (text, params) => run(tx, text, params) });
+        })
+        .finally(() => {
+          waiting = Math.max(0, waiting);
+        });
+    },
+    async withSession(work) {
+      return work({
+        query: (text, params) => run(pglite, text, params),
+        exec: async (script) => {
+          await pglite.exec(script);
+        },
+      });
+    },
+    poolStats: () => ({ total: 1, idle: waiting === 0 ? 1 : 0, waiting }),
+    async close() {
+      await prisma.$disconnect();
+      await pglite.close();
+    },
+  };
+}

@@ -1,0 +1,479 @@
+import { randomUUID } from "node:crypto";
+import type { Database, Sql } from "../db/database.ts";
+import { loadBalance } from "./balance.ts";
+import type { Credits } from "./credits.ts";
+import { type DomainError, IdempotencyKeyReusedError, InvalidInputError, NotFoundError } from "./errors.ts";
+import {
+  type CommittedBatch,
+  Executor,
+  type ExecutorOptions,
+  type Operation,
+  type Outcome,
+  type Success,
+} from "./executor.ts";
+import { adjustBalance, grantCredits } from "./grants.ts";
+import { type IdempotencyRequest, requestHash } from "./idempotency.ts";
+import type { AccountKind, GrantSource, MemberRole, RefundReason } from "./model.ts";
+import { reserveGeneration } from "./reserve.ts";
+import { type ItemOutcome, refundGeneration, settleGeneration, supportRefund } from "./settle.ts";
+import {
+  type Check,
+  QUANTITY_MAX,
+  TIMEOUT_SECONDS_DEFAULT,
+  TIMEOUT_SECONDS_MAX,
+  validate,
+} from "./validate.ts";
+
+/** Who asks: the token's subject. Idempotency keys are scoped by it. */
+export type Principal = string;
+
+export interface CreateAccountInput {
+  readonly idempotencyKey: string;
+  readonly kind: AccountKind;
+  readonly name: string;
+  readonly ownerId: string;
+}
+export interface GrantInput {
+  readonly idempotencyKey: string;
+  readonly accountId: string;
+  readonly source: GrantSource;
+  readonly amount: Credits | number;
+  readonly expiresAt?: Date | null;
+  readonly reference?: string | null;
+  readonly title?: string | null;
+}
+export interface ReserveRequest {
+  readonly idempotencyKey: string;
+  readonly accountId: string;
+  readonly requestedBy?: string | null;
+  readonly feature: string;
+  readonly model?: string | null;
+  readonly unitCost: Credits | number;
+  readonly quantity?: number | null;
+  readonly timeoutSeconds?: number | null;
+  readonly boardId?: string | null;
+  readonly metadata?: unknown;
+}
+export interface ItemOutcomeRequest {
+  readonly index: number;
+  readonly succeeded: boolean;
+  readonly cost?: Credits | number | null;
+  readonly reason?: RefundReason | null;
+  readonly message?: string | null;
+}
+export interface SettleRequest {
+  readonly idempotencyKey: string;
+  readonly generationId: string;
+  readonly items?: readonly ItemOutcomeRequest[] | null;
+}
+export interface RefundRequest {
+  readonly idempotencyKey: string;
+  readonly generationId: string;
+  readonly reason: RefundReason;
+  readonly message?: string | null;
+}
+export interface CancelRequest {
+  readonly idempotencyKey: string;
+  readonly generationId: string;
+}
+export interface SupportRefundRequest {
+  readonly idempotencyKey: string;
+  readonly generationId: string;
+  readonly amount: Credits | number;
+  readonly reason: RefundReason;
+  readonly note?: string | null;
+}
+export interface AdjustRequest {
+  readonly idempotencyKey: string;
+  readonly accountId: string;
+  readonly amount: Credits | number;
+  readonly note: string;
+}
+
+/** Largest batch of items in one settle request. */
+export const SETTLE_ITEMS_MAX = QUANTITY_MAX;
+
+export type Result<T> = Outcome<T> | { readonly ok: false; readonly error: DomainError };
+
+const fail = (error: DomainError) => ({ ok: false as const, error });
+
+/** The immutable facts of a generation that authorization and routing need. */
+export interface GenerationOwner {
+  readonly accountId: string;
+  readonly requestedBy: string | null;
+}
+
+/**
+ * The ledger's operations: validate input, route each money operation to its
+ * account's transaction (group commit, see Executor), and return typed
+ * outcomes. Knows nothing of GraphQL or HTTP.
+ */
+export class Ledger {
+  readonly executor: Executor;
+  private readonly owners = new Map<string, GenerationOwner>();
+  private readonly clock: () => Date;
+  private readonly idempotencyTtlHours: number;
+
+  constructor(
+    private readonly db: Database,
+    options: ExecutorOptions = {},
+  ) {
+    this.executor = new Executor(db, options);
+    this.clock = options.clock ?? (() => new Date());
+    this.idempotencyTtlHours = options.idempotencyTtlHours ?? 24;
+  }
+
+  /**
+   * The account and requester of a generation. Both never change, so they are
+   * cached (bounded) to keep settle/refund at one transaction.
+   */
+  async generationOwner(generationId: string): Promise<GenerationOwner | null> {
+    const cached = this.owners.get(generationId);
+    if (cached !== undefined) return cached;
+    const rows = await this.db.query<{ account_id: string; requested_by: string | null }>(
+      "SELECT account_id, requested_by FROM generation WHERE id = $1",
+      [generationId],
+    );
+    const row = rows[0];
+    if (row === undefined) return null;
+    const owner = { accountId: row.account_id, requestedBy: row.requested_by };
+    if (this.owners.size >= 100_000) this.owners.clear();
+    this.owners.set(generationId, owner);
+    return owner;
+  }
+
+  private idempotency(
+    principal: Principal,
+    operation: string,
+    key: string,
+    input: object,
+  ): IdempotencyRequest {
+    return { principal, key, requestHash: requestHash({ operation, ...input, idempotencyKey: undefined }) };
+  }
+
+  /**
+   * Creates an account with its owner as first member. Idempotent without an
+   * account lock: the idempotency row is inserted first, so a concurrent
+   * duplicate waits on it and then reads the stored answer.
+   */
+  async createAccount(
+    principal: Principal,
+    input: CreateAccountInput,
+  ): Promise<Result<{ accountId: string }>> {
+    const checked = validate((c) => ({
+      key: c.idempotencyKey("idempotencyKey", input.idempotencyKey),
+      name: c.requiredText("name", input.name),
+      ownerId: c.requiredText("ownerId", input.ownerId),
+    }));
+    if (checked instanceof InvalidInputError) return fail(checked);
+    const request = this.idempotency(principal, "createAccount", checked.key, input);
+    const accountId = randomUUID();
+    const now = this.clock();
+    return this.db.transaction({ isolation: "READ COMMITTED", timeoutMs: 10_000 }, async (tx) => {
+      const inserted = await tx.query<{ key: string }>(
+        `INSERT INTO idempotency_record (principal, operation, key, request_hash, account_id, result, created_at, expires_at)
+         VALUES ($1, 'createAccount', $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING key`,
+        [
+          principal,
+          checked.key,
+          request.requestHash,
+          accountId,
+          JSON.stringify({ accountId }),
+          now,
+          new Date(now.getTime() + this.idempotencyTtlHours * 3_600_000),
+        ],
+      );
+      if (inserted.length === 0) {
+        const [stored] = await tx.query<{ request_hash: string; result: { accountId: string } }>(
+          `SELECT request_hash, result FROM idempotency_record WHERE principal = $1 AND operation = 'createAccount' AND key = $2`,
+          [principal, checked.key],
+        );
+        if (stored === undefined)
+          throw new Error("the conflicting idempotency record is visible after the conflict");
+        if (stored.request_hash !== request.requestHash)
+          return fail(new IdempotencyKeyReusedError("createAccount"));
+        return {
+          ok: true as const,
+          value: stored.result,
+          replayed: true,
+          balance: await this.balanceIn(tx, stored.result.accountId),
+        };
+      }
+      await tx.query(
+        `INSERT INTO account (id, kind, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)`,
+        [accountId, input.kind, checked.name, now],
+      );
+      await tx.query(
+        `INSERT INTO account_member (account_id, user_id, role, created_at) VALUES ($1, $2, 'OWNER', $3)`,
+        [accountId, checked.ownerId, now],
+      );
+      return {
+        ok: true as const,
+        value: { accountId },
+        replayed: false,
+        balance: await this.balanceIn(tx, accountId),
+      };
+    });
+  }
+
+  private async balanceIn(tx: Sql, accountId: string) {
+    const balance = await loadBalance(tx, accountId, this.clock());
+    if (balance === null) throw new Error(`account ${accountId} exists after it was created`);
+    return balance;
+  }
+
+  /** Adds a member or changes their role (upsert). */
+  async addAccountMember(input: {
+    accountId: string;
+    userId: string;
+    role: MemberRole;
+  }): Promise<{ ok: true } | { ok: false; error: DomainError }> {
+    const checked = validate((c) => c.requiredText("userId", input.userId));
+    if (checked instanceof InvalidInputError) return fail(checked);
+    const rows = await this.db.query<{ account_id: string }>(
+      `INSERT INTO account_member (account_id, user_id, role)
+       SELECT id, $2, $3::"MemberRole" FROM account WHERE id = $1
+       ON CONFLICT (account_id, user_id) DO UPDATE SET role = EXCLUDED.role
+       RETURNING account_id`,
+      [input.accountId, checked, input.role],
+    );
+    return rows.length === 0 ? fail(new NotFoundError("Account")) : { ok: true };
+  }
+
+  async grantCredits(principal: Principal, input: GrantInput): Promise<Result<{ grantId: string }>> {
+    const now = this.clock();
+    const checked = validate((c) => ({
+      key: c.idempotencyKey("idempotencyKey", input.idempotencyKey),
+      amount: c.positiveCredits("amount", input.amount),
+      expiresAt: input.expiresAt == null ? null : c.futureDate("expiresAt", input.expiresAt, now),
+      reference: c.optionalText("reference", input.reference),
+      title: c.optionalText("title", input.title),
+    }));
+    if (checked instanceof InvalidInputError) return fail(checked);
+    const { key, ...grant } = checked;
+    return this.executor.run({
+      operation: "grantCredits",
+      accountId: input.accountId,
+      generationIds: [],
+      idempotency: this.idempotency(principal, "grantCredits", key, input),
+      apply: (book) => grantCredits(book, { accountId: input.accountId, source: input.source, ...grant }),
+    });
+  }
+
+  async adjustBalance(principal: Principal, input: AdjustRequest): Promise<Result<{ entryId: string }>> {
+    const checked = validate((c) => ({
+      key: c.idempotencyKey("idempotencyKey", input.idempotencyKey),
+      amount: c.nonZeroCredits("amount", input.amount),
+      note: c.requiredText("note", input.note),
+    }));
+    if (checked instanceof InvalidInputError) return fail(checked);
+    return this.executor.run({
+      operation: "adjustBalance",
+      accountId: input.accountId,
+      generationIds: [],
+      idempotency: this.idempotency(principal, "adjustBalance", checked.key, input),
+      apply: (book) =>
+        adjustBalance(book, { accountId: input.accountId, amount: checked.amount, note: checked.note }),
+    });
+  }
+
+  /** Checks that a board exists on the account (boards never move between accounts). */
+  private async boardOnAccount(boardId: string, accountId: string): Promise<boolean> {
+    const rows = await this.db.query<{ account_id: string }>("SELECT account_id FROM board WHERE id = $1", [
+      boardId,
+    ]);
+    return rows[0]?.account_id === accountId;
+  }
+
+  async reserveGeneration(
+    principal: Principal,
+    input: ReserveRequest,
+  ): Promise<Result<{ generationId: string }>> {
+    const checked = validate((c: Check) => ({
+      key: c.idempotencyKey("idempotencyKey", input.idempotencyKey),
+      requestedBy: c.optionalText("requestedBy", input.requestedBy),
+      feature: c.requiredText("feature", input.feature),
+      model: c.optionalText("model", input.model),
+      unitCost: c.positiveCredits("unitCost", input.unitCost),
+      quantity: c.integer("quantity", input.quantity ?? 1, 1, QUANTITY_MAX),
+      timeoutSeconds: c.integer(
+        "timeoutSeconds",
+        input.timeoutSeconds ?? TIMEOUT_SECONDS_DEFAULT,
+        1,
+        TIMEOUT_SECONDS_MAX,
+      ),
+      metadata: c.metadata("metadata", input.metadata),
+    }));
+    if (checked instanceof InvalidInputError) return fail(checked);
+    if (input.boardId != null && !(await this.boardOnAccount(input.boardId, input.accountId))) {
+      return fail(new NotFoundError("Board"));
+    }
+    const generationId = randomUUID();
+    const result = await this.executor.run({
+      operation: "reserveGeneration",
+      accountId: input.accountId,
+      generationIds: [],
+      idempotency: this.idempotency(principal, "reserveGeneration", checked.key, input),
+      apply: (book) =>
+        reserveGeneration(book, {
+          generationId,
+          accountId: input.accountId,
+          requestedBy: checked.requestedBy,
+          feature: checked.feature,
+          model: checked.model,
+          unitCost: checked.unitCost,
+          quantity: checked.quantity,
+          timeoutSeconds: checked.timeoutSeconds,
+          boardId: input.boardId ?? null,
+          metadata: checked.metadata,
+        }),
+    });
+    if (result.ok && !result.replayed) {
+      this.owners.set(generationId, { accountId: input.accountId, requestedBy: checked.requestedBy });
+    }
+    return result;
+  }
+
+  /** Runs an operation on the account that owns a generation. */
+  private async onGeneration<T>(
+    generationId: string,
+    build: (owner: GenerationOwner) => Omit<Operation<T>, "accountId" | "generationIds">,
+  ): Promise<Result<Success<T>>> {
+    const owner = await this.generationOwner(generationId);
+    if (owner === null) return fail(new NotFoundError("Generation"));
+    return this.executor.run({ ...build(owner), accountId: owner.accountId, generationIds: [generationId] });
+  }
+
+  async settleGeneration(
+    principal: Principal,
+    input: SettleRequest,
+  ): Promise<Result<{ generationId: string }>> {
+    const checked = validate((c) => {
+      const key = c.idempotencyKey("idempotencyKey", input.idempotencyKey);
+      if (input.items == null) return { key, items: null };
+      if (input.items.length === 0)
+        throw new InvalidInputError("items", "must list at least one item, or be omitted");
+      if (input.items.length > SETTLE_ITEMS_MAX) {
+        throw new InvalidInputError(
+          "items",
+          `must list at most ${SETTLE_ITEMS_MAX} items, got ${input.items.length}`,
+        );
+      }
+      const seen = new Set<number>();
+      const items = input.items.map((item, i): ItemOutcome => {
+        const at = `items[${i}]`;
+        c.integer(`${at}.index`, item.index, 0, QUANTITY_MAX - 1);
+        if (seen.has(item.index)) throw new InvalidInputError(`${at}.index`, `repeats item ${item.index}`);
+        seen.add(item.index);
+        if (item.succeeded) {
+          if (item.reason != null) throw new InvalidInputError(`${at}.reason`, "is only for failed items");
+          if (item.message != null) c.text(`${at}.message`, item.message);
+          return {
+            index: item.index,
+            succeeded: true,
+            cost: item.cost == null ? -1n : c.positiveCredits(`${at}.cost`, item.cost),
+          };
+        }
+        if (item.cost != null)
+          throw new InvalidInputError(
+            `${at}.cost`,
+            "is only for succeeded items (a failed item is refunded in full)",
+          );
+        if (item.reason == null)
+          throw new InvalidInputError(`${at}.reason`, "is required when an item failed");
+        return {
+          index: item.index,
+          succeeded: false,
+          reason: item.reason,
+          message: c.optionalText(`${at}.message`, item.message),
+        };
+      });
+      return { key, items };
+    });
+    if (checked instanceof InvalidInputError) return fail(checked);
+    return this.onGeneration(input.generationId, () => ({
+      operation: "settleGeneration",
+      idempotency: this.idempotency(principal, "settleGeneration", checked.key, input),
+      apply: (book) => {
+        const generation = book.generation(input.generationId);
+        // An omitted cost means the item's reserved cost, known once the generation is loaded.
+        const items =
+          checked.items?.map((item) =>
+            item.succeeded && item.cost === -1n && generation !== undefined
+              ? { ...item, cost: generation.unitCost }
+              : item,
+          ) ?? null;
+        return settleGeneration(book, { generationId: input.generationId, items });
+      },
+    }));
+  }
+
+  async refundGeneration(
+    principal: Principal,
+    input: RefundRequest,
+  ): Promise<Result<{ generationId: string }>> {
+    const checked = validate((c) => ({
+      key: c.idempotencyKey("idempotencyKey", input.idempotencyKey),
+      message: c.optionalText("message", input.message),
+    }));
+    if (checked instanceof InvalidInputError) return fail(checked);
+    return this.onGeneration(input.generationId, () => ({
+      operation: "refundGeneration",
+      idempotency: this.idempotency(principal, "refundGeneration", checked.key, input),
+      apply: (book) =>
+        refundGeneration(book, {
+          generationId: input.generationId,
+          reason: input.reason,
+          message: checked.message,
+        }),
+    }));
+  }
+
+  async cancelGeneration(
+    principal: Principal,
+    input: CancelRequest,
+  ): Promise<Result<{ generationId: string }>> {
+    const checked = validate((c) => c.idempotencyKey("idempotencyKey", input.idempotencyKey));
+    if (checked instanceof InvalidInputError) return fail(checked);
+    return this.onGeneration(input.generationId, () => ({
+      operation: "cancelGeneration",
+      idempotency: this.idempotency(principal, "cancelGeneration", checked, input),
+      apply: (book) =>
+        refundGeneration(book, {
+          generationId: input.generationId,
+          reason: "CANCELLED",
+          message: `Cancelled by ${principal}`,
+        }),
+    }));
+  }
+
+  async supportRefund(
+    principal: Principal,
+    input: SupportRefundRequest,
+  ): Promise<Result<{ generationId: string }>> {
+    const checked = validate((c) => ({
+      key: c.idempotencyKey("idempotencyKey", input.idempotencyKey),
+      amount: c.positiveCredits("amount", input.amount),
+      note: c.optionalText("note", input.note),
+    }));
+    if (checked instanceof InvalidInputError) return fail(checked);
+    return this.onGeneration(input.generationId, () => ({
+      operation: "supportRefund",
+      idempotency: this.idempotency(principal, "supportRefund", checked.key, input),
+      apply: (book) =>
+        supportRefund(book, {
+          generationId: input.generationId,
+          amount: checked.amount,
+          reason: input.reason,
+          note: checked.note,
+        }),
+    }));
+  }
+
+  /** Stops taking new work once the queued operations are done (graceful shutdown). */
+  drained(): Promise<void> {
+    return this.executor.drained();
+  }
+}
+
+export type { CommittedBatch };

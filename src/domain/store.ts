@@ -1,0 +1,462 @@
+import type { Sql } from "../db/database.ts";
+import { assert } from "./assert.ts";
+import type { Book } from "./book.ts";
+import type {
+  AccountState,
+  DrawState,
+  GenerationState,
+  GrantState,
+  ItemState,
+  LedgerEntryRecord,
+  PostingRecord,
+} from "./model.ts";
+
+/**
+ * SQL for the ledger's transactions: lock an account, load what a batch of
+ * operations needs in one statement, and write everything they changed in one
+ * statement. Rows travel as one JSON parameter with amounts as decimal strings,
+ * so every amount is exact and the statement text depends only on which kinds
+ * of rows changed (PostgreSQL can cache its plan).
+ */
+
+export interface StoredIdempotency {
+  readonly principal: string;
+  readonly operation: string;
+  readonly key: string;
+  readonly requestHash: string;
+  readonly accountId: string | null;
+  readonly result: unknown;
+}
+
+export interface IdempotencyLookup {
+  readonly principal: string;
+  readonly operation: string;
+  readonly key: string;
+}
+
+interface AccountRow {
+  id: string;
+  kind: AccountState["kind"];
+  available: bigint;
+  held: bigint;
+  subscription: bigint;
+  wallet: bigint;
+  sequence: number;
+  updated_at: Date;
+}
+
+/**
+ * Locks the account row for the rest of the transaction; null when there is no
+ * such account, or, with `skipLocked`, when another transaction holds it.
+ */
+export async function lockAccount(
+  tx: Sql,
+  accountId: string,
+  skipLocked = false,
+): Promise<AccountState | null> {
+  const rows = await tx.query<AccountRow>(
+    `SELECT id, kind, available, held, subscription, wallet, sequence, updated_at
+       FROM account WHERE id = $1 FOR UPDATE${skipLocked ? " SKIP LOCKED" : ""}`,
+    [accountId],
+  );
+  const row = rows[0];
+  if (row === undefined) return null;
+  return {
+    id: row.id,
+    kind: row.kind,
+    available: row.available,
+    held: row.held,
+    subscription: row.subscription,
+    wallet: row.wallet,
+    sequence: row.sequence,
+    updatedAt: row.updated_at,
+  };
+}
+
+type Json<T> = {
+  [K in keyof T]: T[K] extends bigint
+    ? string
+    : T[K] extends Date
+      ? string
+      : T[K] extends Date | null
+        ? string | null
+        : T[K];
+};
+
+interface LoadedRow {
+  grants: Json<GrantState>[];
+  generations: (Json<Omit<GenerationState, "items" | "draws">> & {
+    items: Json<ItemState>[];
+    draws: Json<DrawState>[];
+  })[];
+  records: StoredIdempotency[];
+}
+
+/**
+ * Loads, after the lock (so in a fresh READ COMMITTED snapshot), the account's
+ * open grants (credits remaining or held, due to expire, or drawn by the
+ * requested generations), the requested generations with items and draws, and the stored
+ * idempotency records for the batch's keys.
+ */
+export async function loadForBatch(
+  tx: Sql,
+  accountId: string,
+  generationIds: readonly string[],
+  keys: readonly IdempotencyLookup[],
+  now: Date,
+): Promise<{ grants: GrantState[]; generations: GenerationState[]; records: StoredIdempotency[] }> {
+  const rows = await tx.query<LoadedRow>(
+    `SELECT
+      (SELECT coalesce(json_agg(g ORDER BY g."createdAt", g.id), '[]'::json) FROM (
+         SELECT id, account_id AS "accountId", source, amount::text, remaining::text, held::text,
+                expires_at AS "expiresAt", expired_at AS "expiredAt", reference, title, created_at AS "createdAt"
+           FROM credit_grant WHERE account_id = $1
+            AND (remaining > 0 OR held > 0 OR (expired_at IS NULL AND expires_at <= $6)
+                 OR id IN (SELECT grant_id FROM generation_draw WHERE generation_id = ANY($2::uuid[])))) g) AS grants,
+      (SELECT coalesce(json_agg(x), '[]'::json) FROM (
+         SELECT g.id, g.account_id AS "accountId", g.requested_by AS "requestedBy", g.feature, g.model, g.quantity,
+                g.unit_cost::text AS "unitCost", g.reserved::text, g.charged::text, g.refunded::text, g.released::text,
+                g.support_refunded::text AS "supportRefunded", g.status, g.failure_reason AS "failureReason",
+                g.failure_message AS "failureMessage", g.metadata, g.deadline, g.created_at AS "createdAt",
+                g.finished_at AS "finishedAt",
+                (SELECT json_agg(json_build_object('index', i.index, 'status', i.status, 'reserved', i.reserved::text,
+                        'charged', i.charged::text, 'refunded', i.refunded::text, 'released', i.released::text,
+                        'reason', i.reason, 'message', i.message, 'finishedAt', i.finished_at) ORDER BY i.index)
+                   FROM generation_item i WHERE i.generation_id = g.id) AS items,
+                (SELECT json_agg(json_build_object('drawIndex', d.draw_index, 'grantId', d.grant_id, 'amount', d.amount::text,
+                        'held', d.held::text, 'charged', d.charged::text, 'returned', d.returned::text,
+                        'supportRefunded', d.support_refunded::text) ORDER BY d.draw_index)
+                   FROM generation_draw d WHERE d.generation_id = g.id) AS draws
+           FROM generation g WHERE g.account_id = $1 AND g.id = ANY($2::uuid[])) x) AS generations,
+      (SELECT coalesce(json_agg(json_build_object('principal', r.principal, 'operation', r.operation, 'key', r.key,
+              'requestHash', r.request_hash, 'accountId', r.account_id, 'result', r.result)), '[]'::json)
+         FROM idempotency_record r
+         JOIN unnest($3::text[], $4::text[], $5::text[]) AS k(principal, operation, key)
+           ON r.principal = k.principal AND r.operation = k.operation AND r.key = k.key) AS records`,
+    [
+      accountId,
+      generationIds,
+      keys.map((k) => k.principal),
+      keys.map((k) => k.operation),
+      keys.map((k) => k.key),
+      now,
+    ],
+  );
+  const row = rows[0];
+  assert(row !== undefined, "the batch load returns one row");
+  return {
+    grants: row.grants.map(parseGrant),
+    generations: row.generations.map(parseGeneration),
+    records: row.records,
+  };
+}
+
+const date = (value: string): Date => new Date(value);
+const dateOrNull = (value: string | null): Date | null => (value === null ? null : new Date(value));
+
+function parseGrant(row: Json<GrantState>): GrantState {
+  return {
+    ...row,
+    amount: BigInt(row.amount),
+    remaining: BigInt(row.remaining),
+    held: BigInt(row.held),
+    expiresAt: dateOrNull(row.expiresAt),
+    expiredAt: dateOrNull(row.expiredAt),
+    createdAt: date(row.createdAt),
+  };
+}
+
+function parseGeneration(row: LoadedRow["generations"][number]): GenerationState {
+  return {
+    ...row,
+    unitCost: BigInt(row.unitCost),
+    reserved: BigInt(row.reserved),
+    charged: BigInt(row.charged),
+    refunded: BigInt(row.refunded),
+    released: BigInt(row.released),
+    supportRefunded: BigInt(row.supportRefunded),
+    deadline: date(row.deadline),
+    createdAt: date(row.createdAt),
+    finishedAt: dateOrNull(row.finishedAt),
+    items: (row.items ?? []).map((item) => ({
+      ...item,
+      reserved: BigInt(item.reserved),
+      charged: BigInt(item.charged),
+      refunded: BigInt(item.refunded),
+      released: BigInt(item.released),
+      finishedAt: dateOrNull(item.finishedAt),
+    })),
+    draws: (row.draws ?? []).map((draw) => ({
+      ...draw,
+      amount: BigInt(draw.amount),
+      held: BigInt(draw.held),
+      charged: BigInt(draw.charged),
+      returned: BigInt(draw.returned),
+      supportRefunded: BigInt(draw.supportRefunded),
+    })),
+  };
+}
+
+/** A table's columns as jsonb_to_recordset wants them: [column, SQL type, JSON key]. */
+type Columns = readonly (readonly [string, string, string])[];
+
+const GRANT_INSERT: Columns = [
+  ["id", "uuid", "id"],
+  ["account_id", "uuid", "accountId"],
+  ["source", `"GrantSource"`, "source"],
+  ["amount", "bigint", "amount"],
+  ["remaining", "bigint", "remaining"],
+  ["held", "bigint", "held"],
+  ["expires_at", "timestamptz", "expiresAt"],
+  ["expired_at", "timestamptz", "expiredAt"],
+  ["reference", "text", "reference"],
+  ["title", "text", "title"],
+  ["created_at", "timestamptz", "createdAt"],
+];
+const GRANT_UPDATE: Columns = [
+  ["id", "uuid", "id"],
+  ["remaining", "bigint", "remaining"],
+  ["held", "bigint", "held"],
+  ["expired_at", "timestamptz", "expiredAt"],
+];
+const GENERATION_INSERT: Columns = [
+  ["id", "uuid", "id"],
+  ["account_id", "uuid", "accountId"],
+  ["requested_by", "text", "requestedBy"],
+  ["feature", "text", "feature"],
+  ["model", "text", "model"],
+  ["quantity", "integer", "quantity"],
+  ["unit_cost", "bigint", "unitCost"],
+  ["reserved", "bigint", "reserved"],
+  ["charged", "bigint", "charged"],
+  ["refunded", "bigint", "refunded"],
+  ["released", "bigint", "released"],
+  ["support_refunded", "bigint", "supportRefunded"],
+  ["status", `"GenerationStatus"`, "status"],
+  ["failure_reason", `"RefundReason"`, "failureReason"],
+  ["failure_message", "text", "failureMessage"],
+  ["metadata", "jsonb", "metadata"],
+  ["deadline", "timestamptz", "deadline"],
+  ["created_at", "timestamptz", "createdAt"],
+  ["finished_at", "timestamptz", "finishedAt"],
+];
+const GENERATION_UPDATE: Columns = [
+  ["id", "uuid", "id"],
+  ["charged", "bigint", "charged"],
+  ["refunded", "bigint", "refunded"],
+  ["released", "bigint", "released"],
+  ["support_refunded", "bigint", "supportRefunded"],
+  ["status", `"GenerationStatus"`, "status"],
+  ["failure_reason", `"RefundReason"`, "failureReason"],
+  ["failure_message", "text", "failureMessage"],
+  ["finished_at", "timestamptz", "finishedAt"],
+];
+const ITEM_INSERT: Columns = [
+  ["generation_id", "uuid", "generationId"],
+  ["index", "integer", "index"],
+  ["account_id", "uuid", "accountId"],
+  ["status", `"ItemStatus"`, "status"],
+  ["reserved", "bigint", "reserved"],
+  ["charged", "bigint", "charged"],
+  ["refunded", "bigint", "refunded"],
+  ["released", "bigint", "released"],
+  ["reason", `"RefundReason"`, "reason"],
+  ["message", "text", "message"],
+  ["finished_at", "timestamptz", "finishedAt"],
+];
+const ITEM_UPDATE: Columns = ITEM_INSERT.filter(([column]) => !["account_id", "reserved"].includes(column));
+const DRAW_INSERT: Columns = [
+  ["generation_id", "uuid", "generationId"],
+  ["draw_index", "integer", "drawIndex"],
+  ["account_id", "uuid", "accountId"],
+  ["grant_id", "uuid", "grantId"],
+  ["amount", "bigint", "amount"],
+  ["held", "bigint", "held"],
+  ["charged", "bigint", "charged"],
+  ["returned", "bigint", "returned"],
+  ["support_refunded", "bigint", "supportRefunded"],
+];
+const DRAW_UPDATE: Columns = DRAW_INSERT.filter(
+  ([column]) => !["account_id", "grant_id", "amount"].includes(column),
+);
+const ENTRY_INSERT: Columns = [
+  ["id", "uuid", "id"],
+  ["account_id", "uuid", "accountId"],
+  ["sequence", "integer", "sequence"],
+  ["type", `"LedgerEntryType"`, "type"],
+  ["amount", "bigint", "amount"],
+  ["balance_before", "bigint", "balanceBefore"],
+  ["balance_after", "bigint", "balanceAfter"],
+  ["title", "text", "title"],
+  ["reason", `"RefundReason"`, "reason"],
+  ["message", "text", "message"],
+  ["generation_id", "uuid", "generationId"],
+  ["grant_id", "uuid", "grantId"],
+  ["transfer_id", "uuid", "transferId"],
+  ["created_at", "timestamptz", "createdAt"],
+];
+const POSTING_INSERT: Columns = [
+  ["account_id", "uuid", "accountId"],
+  ["transfer_id", "uuid", "transferId"],
+  ["book", `"PostingBook"`, "book"],
+  ["grant_id", "uuid", "grantId"],
+  ["generation_id", "uuid", "generationId"],
+  ["amount", "bigint", "amount"],
+  ["created_at", "timestamptz", "createdAt"],
+];
+const IDEMPOTENCY_INSERT: Columns = [
+  ["principal", "text", "principal"],
+  ["operation", "text", "operation"],
+  ["key", "text", "key"],
+  ["request_hash", "text", "requestHash"],
+  ["account_id", "uuid", "accountId"],
+  ["result", "jsonb", "result"],
+  ["created_at", "timestamptz", "createdAt"],
+  ["expires_at", "timestamptz", "expiresAt"],
+];
+const BOARD_ITEM_INSERT: Columns = [
+  ["board_id", "uuid", "boardId"],
+  ["generation_id", "uuid", "generationId"],
+  ["account_id", "uuid", "accountId"],
+  ["added_at", "timestamptz", "addedAt"],
+];
+const ACCOUNT_UPDATE: Columns = [
+  ["id", "uuid", "id"],
+  ["available", "bigint", "available"],
+  ["held", "bigint", "held"],
+  ["subscription", "bigint", "subscription"],
+  ["wallet", "bigint", "wallet"],
+  ["sequence", "integer", "sequence"],
+  ["updated_at", "timestamptz", "updatedAt"],
+];
+
+function recordset(key: string, columns: Columns): string {
+  return `jsonb_to_recordset($1::jsonb -> '${key}') AS x(${columns.map(([, type, json]) => `"${json}" ${type}`).join(", ")})`;
+}
+
+function insertSql(table: string, key: string, columns: Columns, suffix = ""): string {
+  return `INSERT INTO ${table} (${columns.map(([column]) => `"${column}"`).join(", ")})
+    SELECT ${columns.map(([, , json]) => `x."${json}"`).join(", ")} FROM ${recordset(key, columns)} ${suffix}`;
+}
+
+function updateSql(table: string, key: string, columns: Columns, keyColumns: readonly string[]): string {
+  const set = columns.filter(([column]) => !keyColumns.includes(column));
+  const where = columns.filter(([column]) => keyColumns.includes(column));
+  return `UPDATE ${table} t SET ${set.map(([column, , json]) => `"${column}" = x."${json}"`).join(", ")}
+    FROM ${recordset(key, columns)} WHERE ${where.map(([column, , json]) => `t."${column}" = x."${json}"`).join(" AND ")}`;
+}
+
+const STATEMENTS: Record<string, string> = {
+  account: updateSql("account", "account", ACCOUNT_UPDATE, ["id"]),
+  newGrants: insertSql("credit_grant", "newGrants", GRANT_INSERT),
+  grants: updateSql("credit_grant", "grants", GRANT_UPDATE, ["id"]),
+  newGenerations: insertSql("generation", "newGenerations", GENERATION_INSERT),
+  generations: updateSql("generation", "generations", GENERATION_UPDATE, ["id"]),
+  newItems: insertSql("generation_item", "newItems", ITEM_INSERT),
+  items: updateSql("generation_item", "items", ITEM_UPDATE, ["generation_id", "index"]),
+  newDraws: insertSql("generation_draw", "newDraws", DRAW_INSERT),
+  draws: updateSql("generation_draw", "draws", DRAW_UPDATE, ["generation_id", "draw_index"]),
+  entries: insertSql("ledger_entry", "entries", ENTRY_INSERT),
+  postings: insertSql("posting", "postings", POSTING_INSERT),
+  idempotency: insertSql("idempotency_record", "idempotency", IDEMPOTENCY_INSERT),
+  boardItems: insertSql("board_item", "boardItems", BOARD_ITEM_INSERT, "ON CONFLICT DO NOTHING"),
+};
+
+const statementCache = new Map<string, string>();
+
+/** One statement for any combination of changed row kinds, built once per combination. */
+function writeStatement(keys: readonly string[]): string {
+  const cacheKey = keys.join(",");
+  let sql = statementCache.get(cacheKey);
+  if (sql === undefined) {
+    const ctes = keys.map((key) => `w_${key} AS (${STATEMENTS[key]} RETURNING 1)`);
+    sql = `WITH ${ctes.join(",\n")}\nSELECT ${keys.map((key) => `(SELECT count(*) FROM w_${key})::int AS "${key}"`).join(", ")}`;
+    statementCache.set(cacheKey, sql);
+  }
+  return sql;
+}
+
+function jsonReplacer(_key: string, value: unknown): unknown {
+  return typeof value === "bigint" ? value.toString() : value;
+}
+
+/** Writes the book's changes in one statement and checks every row landed. */
+export async function flush(tx: Sql, book: Book): Promise<void> {
+  if (!book.isDirty) return;
+  book.assertConsistent();
+  const accountId = book.account.id;
+  const payload: Record<string, unknown[]> = {};
+  const add = (key: string, rows: unknown[]) => {
+    if (rows.length > 0) payload[key] = rows;
+  };
+  add("account", [book.account]);
+  add(
+    "newGrants",
+    [...book.newGrants].map((id) => book.grant(id)),
+  );
+  add(
+    "grants",
+    [...book.dirtyGrants].filter((id) => !book.newGrants.has(id)).map((id) => book.grant(id)),
+  );
+  const generation = (id: string) => {
+    const found = book.generation(id);
+    assert(found !== undefined, `changed generation ${id} is loaded`);
+    return found;
+  };
+  const newGenerations = [...book.newGenerations].map(generation);
+  add(
+    "newGenerations",
+    newGenerations.map(({ items: _items, draws: _draws, ...row }) => ({
+      ...row,
+      metadata: row.metadata ?? null,
+    })),
+  );
+  add(
+    "newItems",
+    newGenerations.flatMap((g) => g.items.map((item) => ({ ...item, generationId: g.id, accountId }))),
+  );
+  add(
+    "newDraws",
+    newGenerations.flatMap((g) => g.draws.map((draw) => ({ ...draw, generationId: g.id, accountId }))),
+  );
+  const changed = [...book.dirtyGenerations].map(generation);
+  add(
+    "generations",
+    changed.map(({ items: _items, draws: _draws, ...row }) => row),
+  );
+  add(
+    "items",
+    changed.flatMap((g) =>
+      [...(book.dirtyItems.get(g.id) ?? [])].map((index) => ({ ...g.items[index], generationId: g.id })),
+    ),
+  );
+  add(
+    "draws",
+    changed.flatMap((g) =>
+      [...(book.dirtyDraws.get(g.id) ?? [])].map((index) => ({ ...g.draws[index], generationId: g.id })),
+    ),
+  );
+  add("entries", book.entries as LedgerEntryRecord[]);
+  add("postings", book.postings as PostingRecord[]);
+  add(
+    "idempotency",
+    book.idempotency.map((record) => ({ ...record, createdAt: book.now })),
+  );
+  add(
+    "boardItems",
+    book.boardItems.map((item) => ({ ...item, addedAt: book.now })),
+  );
+  const keys = Object.keys(payload);
+  const rows = await tx.query<Record<string, number>>(writeStatement(keys), [
+    JSON.stringify(payload, jsonReplacer),
+  ]);
+  const counts = rows[0];
+  assert(counts !== undefined, "the write statement returns its counts");
+  for (const key of keys) {
+    if (key === "boardItems") continue;
+    assert(
+      counts[key] === payload[key]?.length,
+      `every ${key} row was written (${counts[key]} of ${payload[key]?.length})`,
+    );
+  }
+}

@@ -1,0 +1,113 @@
+import { type Credits, creditsProblem, toCredits } from "./credits.ts";
+import { InvalidInputError } from "./errors.ts";
+
+/**
+ * Rules on input values (SPEC §5), checked before anything is read or
+ * written. Each check names the field, what was expected and what came.
+ */
+
+/** Longest string field. */
+export const STRING_LENGTH_MAX = 200;
+/** Longest idempotency key. */
+export const KEY_LENGTH_MAX = 200;
+/** Largest metadata document, in bytes of its JSON. */
+export const METADATA_BYTES_MAX = 8 * 1024;
+export const QUANTITY_MAX = 100;
+/** Longest a generation may run before the reaper times it out. @default 86_400 // 24 hours */
+export const TIMEOUT_SECONDS_MAX = 86_400;
+/** SPEC §2: 150 minutes. */
+export const TIMEOUT_SECONDS_DEFAULT = 9_000;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const CONTROL = /\p{Cc}|\p{Cs}/u;
+
+/** Throw-style checks collected by `validate`. */
+export class Check {
+  idempotencyKey(field: string, value: string): string {
+    if (value.length < 1 || value.length > KEY_LENGTH_MAX) {
+      throw new InvalidInputError(field, `must be 1 to ${KEY_LENGTH_MAX} characters, got ${value.length}`);
+    }
+    if (CONTROL.test(value) || value.trim() !== value || value.trim() === "") {
+      throw new InvalidInputError(field, "must be printable characters without leading or trailing spaces");
+    }
+    return value;
+  }
+
+  text(field: string, value: string): string {
+    if ([...value].length > STRING_LENGTH_MAX) {
+      throw new InvalidInputError(
+        field,
+        `must be at most ${STRING_LENGTH_MAX} characters, got ${[...value].length}`,
+      );
+    }
+    if (CONTROL.test(value.replace(/[\n\t]/g, "")))
+      throw new InvalidInputError(field, "must not contain control characters");
+    return value;
+  }
+
+  requiredText(field: string, value: string): string {
+    this.text(field, value);
+    if (value.trim() === "") throw new InvalidInputError(field, "must not be empty");
+    return value;
+  }
+
+  optionalText(field: string, value: string | null | undefined): string | null {
+    return value === null || value === undefined ? null : this.text(field, value);
+  }
+
+  positiveCredits(field: string, value: Credits | number): Credits {
+    const problem = creditsProblem(value);
+    if (problem !== null) throw new InvalidInputError(field, problem);
+    const credits = toCredits(value);
+    if (credits <= 0n)
+      throw new InvalidInputError(field, `must be a positive number of credits, got ${credits}`);
+    return credits;
+  }
+
+  nonZeroCredits(field: string, value: Credits | number): Credits {
+    const problem = creditsProblem(value);
+    if (problem !== null) throw new InvalidInputError(field, problem);
+    const credits = toCredits(value);
+    if (credits === 0n) throw new InvalidInputError(field, "must not be zero");
+    return credits;
+  }
+
+  integer(field: string, value: number, min: number, max: number): number {
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new InvalidInputError(field, `must be an integer from ${min} to ${max}, got ${value}`);
+    }
+    return value;
+  }
+
+  uuid(field: string, value: string, what: string): string {
+    if (!UUID.test(value)) throw new InvalidInputError(field, `is not a valid ${what} id`);
+    return value.toLowerCase();
+  }
+
+  futureDate(field: string, value: Date, now: Date): Date {
+    if (Number.isNaN(value.getTime())) throw new InvalidInputError(field, "must be a valid date");
+    if (value.getTime() <= now.getTime()) {
+      throw new InvalidInputError(field, `must be in the future, got ${value.toISOString()}`);
+    }
+    return value;
+  }
+
+  metadata(field: string, value: unknown): unknown {
+    if (value === null || value === undefined) return null;
+    const bytes = Buffer.byteLength(JSON.stringify(value), "utf8");
+    if (bytes > METADATA_BYTES_MAX) {
+      throw new InvalidInputError(field, `must be at most ${METADATA_BYTES_MAX} bytes of JSON, got ${bytes}`);
+    }
+    return value;
+  }
+}
+
+/** Runs the checks in `build`; returns the built value or the first InvalidInputError. */
+export function validate<T>(build: (check: Check) => T): T | InvalidInputError {
+  try {
+    return build(new Check());
+  } catch (error) {
+    if (error instanceof InvalidInputError) return error;
+    throw error;
+  }
+}

@@ -1,0 +1,152 @@
+import type { Database } from "../db/database.ts";
+import type { Executor } from "../domain/executor.ts";
+import type { Logger } from "../server/log.ts";
+
+export interface ReaperOptions {
+  /** Pause between rounds when there is nothing left to do. @default 1_000 // 1 second */
+  readonly intervalMs: number;
+  /** Most generations (or grant accounts) one round picks up. @default 500 */
+  readonly batchSizeMax: number;
+  /** Account transactions run at once by one round. @default 8 */
+  readonly concurrencyMax?: number;
+  readonly clock?: () => Date;
+}
+
+export interface ReaperStats {
+  rounds: number;
+  generationsTimedOut: number;
+  accountsExpired: number;
+  keysPruned: number;
+  /** Seconds between now and the oldest deadline still overdue at the last round's start. */
+  lagSeconds: number;
+}
+
+/**
+ * The background reaper: times out generations past their deadline, expires
+ * grants past `expiresAt`, and prunes expired idempotency keys. Each account
+ * is handled by one background operation of the executor (the batch's first
+ * step does the timing out and expiring), which skips accounts another
+ * transaction holds (`SKIP LOCKED`) and re-checks everything under the lock,
+ * so any number of instances can run it at once and each item still ends once.
+ */
+export class Reaper {
+  readonly stats: ReaperStats = {
+    rounds: 0,
+    generationsTimedOut: 0,
+    accountsExpired: 0,
+    keysPruned: 0,
+    lagSeconds: 0,
+  };
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private stopped = true;
+  private readonly clock: () => Date;
+
+  constructor(
+    private readonly db: Database,
+    private readonly executor: Executor,
+    private readonly options: ReaperOptions,
+    private readonly log: Logger,
+  ) {
+    this.clock = options.clock ?? (() => new Date());
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = this.round()
+        .then((busy) => this.schedule(busy ? 0 : this.options.intervalMs))
+        .catch((error: unknown) => {
+          this.log.error("reaper round failed", { err: error });
+          this.schedule(this.options.intervalMs);
+        });
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  /**
+   * One round. @returns true when a batch was full, so more work is probably waiting.
+   */
+  async round(): Promise<boolean> {
+    const now = this.clock();
+    this.stats.rounds += 1;
+    const overdue = await this.db.query<{ account_id: string; ids: string[]; oldest: Date }>(
+      `SELECT account_id, array_agg(id) AS ids, min(deadline) AS oldest FROM (
+         SELECT account_id, id, deadline FROM generation
+          WHERE status = 'IN_PROGRESS' AND deadline <= $1 ORDER BY deadline LIMIT $2) due
+       GROUP BY account_id`,
+      [now, this.options.batchSizeMax],
+    );
+    const oldest = overdue.reduce<number>(
+      (min, row) => Math.min(min, new Date(row.oldest).getTime()),
+      now.getTime(),
+    );
+    this.stats.lagSeconds = (now.getTime() - oldest) / 1000;
+    const expiring = await this.db.query<{ account_id: string }>(
+      `SELECT DISTINCT account_id FROM credit_grant
+        WHERE expired_at IS NULL AND expires_at <= $1 LIMIT $2`,
+      [now, this.options.batchSizeMax],
+    );
+    const work = [
+      ...overdue.map((row) => ({ accountId: row.account_id, generationIds: row.ids })),
+      ...expiring.map((row) => ({ accountId: row.account_id, generationIds: [] as string[] })),
+    ];
+    await this.inParallel(work, async ({ accountId, generationIds }) => {
+      const outcome = await this.executor.run({
+        operation: "reap",
+        accountId,
+        generationIds,
+        idempotency: null,
+        background: true,
+        apply: () => ({}),
+      });
+      if (outcome.ok) {
+        if (generationIds.length > 0) this.stats.generationsTimedOut += generationIds.length;
+        else this.stats.accountsExpired += 1;
+      }
+    });
+    const pruned = await this.db.query<{ n: number }>(
+      `WITH gone AS (
+         DELETE FROM idempotency_record WHERE ctid IN (
+           SELECT ctid FROM idempotency_record WHERE expires_at < $1 LIMIT $2)
+         RETURNING 1)
+       SELECT count(*)::int AS n FROM gone`,
+      [now, this.options.batchSizeMax * 4],
+    );
+    this.stats.keysPruned += pruned[0]?.n ?? 0;
+    const dueCount = overdue.reduce((n, row) => n + row.ids.length, 0);
+    return dueCount >= this.options.batchSizeMax || expiring.length >= this.options.batchSizeMax;
+  }
+
+  private async inParallel<T>(items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {
+    let next = 0;
+    const lanes = Array.from(
+      { length: Math.min(this.options.concurrencyMax ?? 8, items.length) },
+      async () => {
+        while (next < items.length) {
+          const item = items[next];
+          next += 1;
+          if (item === undefined) continue;
+          try {
+            await work(item);
+          } catch (error) {
+            this.log.error("reaper could not finish an account", { err: error });
+          }
+        }
+      },
+    );
+    await Promise.all(lanes);
+  }
+}

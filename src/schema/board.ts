@@ -1,0 +1,150 @@
+import { randomUUID } from "node:crypto";
+import { NotFoundError } from "../domain/errors.ts";
+import { validate } from "../domain/validate.ts";
+import { builder } from "./builder.ts";
+import type { Context } from "./context.ts";
+import { GenerationRef } from "./generation.ts";
+import { inputId } from "./ids.ts";
+import { requireVisible } from "./support.ts";
+import { onVisibleAccount } from "./visibility.ts";
+
+/**
+ * Boards are a user's canvas: adding or removing a generation never touches
+ * the ledger (SPEC §1.2). `cost` is what the generations on it now were charged.
+ */
+export const BoardRef = builder.prismaNode("Board", {
+  id: { field: "id" },
+  nullable: true,
+  findUnique: (id, context) => ({ id, ...onVisibleAccount(context) }),
+  fields: (t) => ({
+    name: t.exposeString("name"),
+    cost: t.field({
+      type: "Credits",
+      description:
+        "Charged cost of the generations on this board now; removing one lowers it, and refunds nothing.",
+      resolve: async (board, _args, context) => {
+        const [row] = await context.db.query<{ cost: bigint }>(
+          `SELECT coalesce(sum(g.charged), 0)::bigint AS cost
+             FROM board_item b JOIN generation g ON g.id = b.generation_id WHERE b.board_id = $1`,
+          [board.id],
+        );
+        return row?.cost ?? 0n;
+      },
+    }),
+    generations: t.field({
+      type: [GenerationRef],
+      resolve: async (board, _args, context) => {
+        const items = await context.prisma.boardItem.findMany({
+          where: { boardId: board.id },
+          orderBy: [{ addedAt: "asc" }, { generationId: "asc" }],
+          include: { generation: true },
+        });
+        return items.map((item) => item.generation);
+      },
+    }),
+  }),
+});
+
+builder.prismaObjectField("Account", "boards", (t) =>
+  t.relation("boards", { query: { orderBy: [{ createdAt: "asc" }, { id: "asc" }] } }),
+);
+
+builder.prismaObjectField("Generation", "board", (t) =>
+  t.field({
+    type: BoardRef,
+    nullable: true,
+    description: "The board the generation was first added to, while it is still on it.",
+    resolve: async (generation, _args, context) => {
+      const item = await context.prisma.boardItem.findFirst({
+        where: { generationId: generation.id },
+        orderBy: { addedAt: "asc" },
+        include: { board: true },
+      });
+      return item?.board ?? null;
+    },
+  }),
+);
+
+const CreateBoardInput = builder.inputType("CreateBoardInput", {
+  fields: (t) => ({ accountId: t.id({ required: true }), name: t.string({ required: true }) }),
+});
+const BoardItemInput = builder.inputType("BoardItemInput", {
+  fields: (t) => ({ boardId: t.id({ required: true }), generationId: t.id({ required: true }) }),
+});
+
+const boardPayload = (name: string) =>
+  builder.objectRef<{ boardId: string }>(name).implement({
+    fields: (t) => ({
+      board: t.prismaField({
+        type: BoardRef,
+        resolve: (query, parent, _args, context) =>
+          context.prisma.board.findUniqueOrThrow({ ...query, where: { id: parent.boardId } }),
+      }),
+    }),
+  });
+
+/** Loads a board and a generation the caller may manage, on the same account. */
+async function boardAndGeneration(context: Context, input: { boardId: string; generationId: string }) {
+  const boardId = inputId("boardId", input.boardId, "Board");
+  const generationId = inputId("generationId", input.generationId, "Generation");
+  const board = await context.prisma.board.findUnique({ where: { id: boardId } });
+  if (board === null || !(await context.access.canRead(board.accountId))) throw new NotFoundError("Board");
+  const generation = await context.prisma.generation.findUnique({ where: { id: generationId } });
+  if (generation === null || generation.accountId !== board.accountId) throw new NotFoundError("Generation");
+  return { boardId, generationId, accountId: board.accountId };
+}
+
+builder.mutationField("createBoard", (t) =>
+  t.field({
+    type: boardPayload("CreateBoardSuccess"),
+    args: { input: t.arg({ type: CreateBoardInput, required: true }) },
+    errors: { union: { name: "CreateBoardResult" } },
+    resolve: async (_root, { input }, context) => {
+      const accountId = inputId("accountId", input.accountId, "Account");
+      const name = validate((c) => c.requiredText("name", input.name));
+      if (name instanceof Error) throw name;
+      await requireVisible(context, accountId);
+      const exists = await context.prisma.account.findUnique({
+        where: { id: accountId },
+        select: { id: true },
+      });
+      if (exists === null) throw new NotFoundError("Account");
+      const board = await context.prisma.board.create({
+        data: { id: randomUUID(), accountId, name, createdBy: context.principal?.sub ?? null },
+      });
+      return { boardId: board.id };
+    },
+  }),
+);
+
+builder.mutationField("addToBoard", (t) =>
+  t.field({
+    type: boardPayload("AddToBoardSuccess"),
+    args: { input: t.arg({ type: BoardItemInput, required: true }) },
+    errors: { union: { name: "AddToBoardResult" } },
+    resolve: async (_root, { input }, context) => {
+      const item = await boardAndGeneration(context, input);
+      await context.db.query(
+        `INSERT INTO board_item (board_id, generation_id, account_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+        [item.boardId, item.generationId, item.accountId],
+      );
+      return { boardId: item.boardId };
+    },
+  }),
+);
+
+builder.mutationField("removeFromBoard", (t) =>
+  t.field({
+    type: boardPayload("RemoveFromBoardSuccess"),
+    args: { input: t.arg({ type: BoardItemInput, required: true }) },
+    errors: { union: { name: "RemoveFromBoardResult" } },
+    resolve: async (_root, { input }, context) => {
+      const item = await boardAndGeneration(context, input);
+      await context.db.query("DELETE FROM board_item WHERE board_id = $1 AND generation_id = $2", [
+        item.boardId,
+        item.generationId,
+      ]);
+      return { boardId: item.boardId };
+    },
+  }),
+);

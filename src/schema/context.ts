@@ -1,0 +1,16 @@
+import type { Database } from "../db/database.ts";
+import type { PrismaClient } from "../db/generated/client.ts";
+import type { Ledger } from "../domain/ledger.ts";
+import type { Access, Principal } from "../server/auth.ts";
+import type { EventBus } from "../server/events.ts";
+
+/** Everything a resolver may use; built once per request (or per subscription). */
+export interface Context {
+  readonly requestId: string;
+  readonly principal: Principal | null;
+  readonly access: Access;
+  readonly db: Database;
+  readonly prisma: PrismaClient;
+  readonly ledger: Ledger;
+  readonly events: EventBus;
+}

@@ -1,0 +1,22 @@
+import { lexicographicSortSchema } from "graphql";
+import { builder } from "./builder.ts";
+import "./scalars.ts";
+import "./enums.ts";
+import "./balance.ts";
+import "./account.ts";
+import "./viewer.ts";
+import "./grant.ts";
+import "./generation.ts";
+import "./ledger-entry.ts";
+import "./board.ts";
+import "./errors.ts";
+import "./audit.ts";
+import "./subscriptions.ts";
+
+/** The executable schema. */
+export const schema = builder.toSchema({ sortSchema: false });
+
+/** The schema as committed in schema.graphql (sorted, so diffs stay readable). */
+export function printableSchema() {
+  return lexicographicSortSchema(schema);
+}

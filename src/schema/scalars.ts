@@ -1,0 +1,97 @@
+import { GraphQLError, Kind, type ValueNode } from "graphql";
+import { CREDITS_MAX, creditsProblem, toCredits } from "../domain/credits.ts";
+import { builder } from "./builder.ts";
+
+/**
+ * Credits: a safe integer on the wire (a JSON number, exact), `bigint` inside.
+ * Floats, strings and integers beyond 2^53 − 1 fail coercion with a message
+ * that says what was expected and what came.
+ */
+export const CreditsScalar = builder.scalarType("Credits", {
+  description:
+    "A whole number of credits: a JSON number with |x| ≤ 2^53 − 1. Floats and strings are rejected.",
+  serialize: (value) => {
+    const credits = typeof value === "bigint" ? value : BigInt(value as number);
+    if (credits > CREDITS_MAX || credits < -CREDITS_MAX) {
+      throw new GraphQLError(`Credits value ${credits} is beyond ±(2^53 − 1) and cannot be sent exactly`);
+    }
+    return Number(credits);
+  },
+  parseValue: (value) => {
+    const problem = creditsProblem(value);
+    if (problem !== null) throw new GraphQLError(`Credits ${problem}`);
+    return toCredits(value as number);
+  },
+  parseLiteral: (ast: ValueNode) => {
+    if (ast.kind === Kind.INT) {
+      const credits = BigInt(ast.value);
+      if (credits > CREDITS_MAX || credits < -CREDITS_MAX) {
+        throw new GraphQLError(`Credits must be at most 2^53 − 1 in magnitude, got ${ast.value}`);
+      }
+      return credits;
+    }
+    if (ast.kind === Kind.FLOAT)
+      throw new GraphQLError(`Credits must be a whole number of credits, got ${ast.value}`);
+    if (ast.kind === Kind.STRING)
+      throw new GraphQLError(`Credits must be a number, not the string "${ast.value.slice(0, 40)}"`);
+    throw new GraphQLError(`Credits must be an integer literal, got ${ast.kind}`);
+  },
+});
+
+const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+function parseDateTime(value: unknown): Date {
+  if (typeof value !== "string" || !ISO_8601.test(value)) {
+    throw new GraphQLError(
+      `DateTime must be an ISO-8601 string with a time zone, such as 2026-01-31T12:00:00Z, got ${JSON.stringify(value)?.slice(0, 40)}`,
+    );
+  }
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) throw new GraphQLError(`DateTime ${value} is not a valid instant`);
+  return date;
+}
+
+export const DateTimeScalar = builder.scalarType("DateTime", {
+  description:
+    "An instant as an ISO-8601 string with a time zone (output is always UTC, millisecond precision).",
+  serialize: (value) => {
+    const date = value instanceof Date ? value : new Date(value as string);
+    if (Number.isNaN(date.getTime())) throw new GraphQLError("DateTime value is not a valid date");
+    return date.toISOString();
+  },
+  parseValue: parseDateTime,
+  parseLiteral: (ast) => {
+    if (ast.kind !== Kind.STRING) throw new GraphQLError(`DateTime must be a string, got ${ast.kind}`);
+    return parseDateTime(ast.value);
+  },
+});
+
+function literalToJson(ast: ValueNode, variables: Record<string, unknown> | null | undefined): unknown {
+  switch (ast.kind) {
+    case Kind.STRING:
+    case Kind.BOOLEAN:
+      return ast.value;
+    case Kind.INT:
+    case Kind.FLOAT:
+      return Number(ast.value);
+    case Kind.NULL:
+      return null;
+    case Kind.LIST:
+      return ast.values.map((value) => literalToJson(value, variables));
+    case Kind.OBJECT:
+      return Object.fromEntries(
+        ast.fields.map((field) => [field.name.value, literalToJson(field.value, variables)]),
+      );
+    case Kind.VARIABLE:
+      return variables?.[ast.name.value];
+    default:
+      throw new GraphQLError(`JSON cannot hold a ${ast.kind}`);
+  }
+}
+
+export const JSONScalar = builder.scalarType("JSON", {
+  description: "Any JSON value.",
+  serialize: (value) => value,
+  parseValue: (value) => value,
+  parseLiteral: (ast, variables) => literalToJson(ast, variables),
+});

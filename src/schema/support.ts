@@ -1,0 +1,46 @@
+import { GraphQLError } from "graphql";
+import type { BalanceSnapshot } from "../domain/balance.ts";
+import { type DomainError, ForbiddenError, NotFoundError } from "../domain/errors.ts";
+import type { Outcome } from "../domain/executor.ts";
+import type { Context } from "./context.ts";
+
+/** Returns an outcome's value or throws its operating error for the errors plugin to turn into a union member. */
+export function unwrap<T>(outcome: Outcome<T> | { ok: false; error: DomainError }): {
+  value: T;
+  replayed: boolean;
+  balance: BalanceSnapshot;
+} {
+  if (!outcome.ok) throw outcome.error;
+  return outcome;
+}
+
+/** Mutations for the platform backend (service or admin tokens). */
+export function requirePlatform(context: Context, operation: string): void {
+  if (!context.access.isPlatform) {
+    throw new ForbiddenError(`${operation} needs a service or admin token`);
+  }
+}
+
+export function requireAdmin(context: Context, operation: string): void {
+  if (!context.access.isAdmin) throw new ForbiddenError(`${operation} needs an admin token`);
+}
+
+/**
+ * For mutations on an account the caller must be able to see: a user who is
+ * not a member gets NotFound (the account does not exist for them).
+ */
+export async function requireVisible(context: Context, accountId: string, what = "Account"): Promise<void> {
+  if (!(await context.access.canRead(accountId))) throw new NotFoundError(what);
+}
+
+/**
+ * For non-null query fields on an account: a GraphQL error NOT_FOUND when the
+ * account does not exist or is not the caller's.
+ */
+export async function assertReadable(context: Context, accountId: string | null): Promise<string> {
+  if (accountId !== null && (await context.access.canRead(accountId))) {
+    const exists = await context.db.query("SELECT 1 FROM account WHERE id = $1", [accountId]);
+    if (exists.length > 0) return accountId;
+  }
+  throw new GraphQLError("Account not found", { extensions: { code: "NOT_FOUND" } });
+}

@@ -1,0 +1,269 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { ExecutionArgs } from "graphql";
+import { GraphQLError } from "graphql";
+import { useServer } from "graphql-ws/use/ws";
+import { createYoga, type YogaServerInstance } from "graphql-yoga";
+import { WebSocketServer } from "ws";
+import type { Database } from "../db/database.ts";
+import { openDatabase } from "../db/open.ts";
+import { Ledger } from "../domain/ledger.ts";
+import { Reaper } from "../jobs/reaper.ts";
+import type { Context } from "../schema/context.ts";
+import { schema } from "../schema/index.ts";
+import {
+  Access,
+  AuthenticationError,
+  bearerToken,
+  type Principal,
+  resolveSecret,
+  TokenService,
+} from "./auth.ts";
+import type { Config } from "./config.ts";
+import { type EventBus, eventOf, InProcessEventBus, RedisEventBus } from "./events.ts";
+import { createLogger, type Logger } from "./log.ts";
+
+/** Close code for a WebSocket whose token is missing, bad or expired. */
+export const CLOSE_UNAUTHORIZED = 4401;
+
+interface ServerContext {
+  /** Set for WebSocket operations, verified at connect. */
+  readonly principal?: Principal | null;
+  readonly requestId?: string;
+}
+
+export interface App {
+  readonly server: Server;
+  readonly db: Database;
+  readonly ledger: Ledger;
+  readonly events: EventBus;
+  readonly reaper: Reaper;
+  readonly yoga: YogaServerInstance<ServerContext, Context>;
+  readonly log: Logger;
+  /** The URL of /graphql once listening. */
+  url(): string;
+  listen(): Promise<void>;
+  /** Stops accepting, finishes in-flight work, closes sockets and pools. */
+  close(): Promise<void>;
+}
+
+/** Builds the whole service from a validated configuration. */
+export async function createApp(config: Config): Promise<App> {
+  const log = createLogger(config.logLevel, { service: "creditbook" });
+  const secret = resolveSecret(config.authJwtSecret, config.dataDir, config.databaseUrl === undefined);
+  const tokens = new TokenService(secret);
+  const { db, applied } = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSizeMax: config.databasePoolSizeMax,
+  });
+  if (applied.length > 0) log.info("migrations applied", { migrations: applied });
+  const events: EventBus =
+    config.redisUrl === undefined
+      ? new InProcessEventBus()
+      : new RedisEventBus(config.redisUrl, (message) => log.warn(message));
+  const ledger = new Ledger(db, {
+    idempotencyTtlHours: config.idempotencyTtlHours,
+    onCommit: (batch) => events.publish(eventOf(batch)),
+  });
+  const reaper = new Reaper(
+    db,
+    ledger.executor,
+    { intervalMs: config.reaperIntervalMs, batchSizeMax: config.reaperBatchSizeMax },
+    log.child({ component: "reaper" }),
+  );
+
+  const principalOf = async (authorization: string | null | undefined): Promise<Principal | null> => {
+    const token = bearerToken(authorization);
+    return token === undefined ? null : tokens.verify(token);
+  };
+
+  const yoga = createYoga<ServerContext, Context>({
+    schema,
+    graphqlEndpoint: "/graphql",
+    graphiql: config.graphiql ? { subscriptionsProtocol: "WS" } : false,
+    landingPage: false,
+    logging: false,
+    maskedErrors: {
+      maskError(error, message) {
+        const original = (error as GraphQLError).originalError ?? error;
+        if (
+          original instanceof GraphQLError ||
+          (error instanceof GraphQLError && error.originalError === undefined)
+        ) {
+          return error as GraphQLError;
+        }
+        const requestId = (error as GraphQLError).extensions?.requestId;
+        log.error("unexpected error", { err: original, requestId, path: (error as GraphQLError).path });
+        return new GraphQLError(message, {
+          path: (error as GraphQLError).path,
+          extensions: { code: "INTERNAL_SERVER_ERROR", requestId },
+        });
+      },
+    },
+    context: async ({ request, principal, requestId }): Promise<Context> => {
+      let resolved: Principal | null;
+      if (principal !== undefined) resolved = principal;
+      else {
+        try {
+          resolved = await principalOf(request.headers.get("authorization"));
+        } catch (error) {
+          if (error instanceof AuthenticationError) {
+            throw new GraphQLError(error.message, {
+              extensions: {
+                code: "UNAUTHENTICATED",
+                http: { status: 401, headers: { "WWW-Authenticate": "Bearer" } },
+              },
+            });
+          }
+          throw error;
+        }
+      }
+      return {
+        requestId: requestId ?? request.headers.get("x-request-id") ?? randomUUID(),
+        principal: resolved,
+        access: new Access(resolved, db),
+        db,
+        prisma: db.prisma,
+        ledger,
+        events,
+      };
+    },
+  });
+
+  const server = createServer(async (req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (path === "/healthz") {
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ status: "ok" }));
+      return;
+    }
+    if (path === "/readyz") {
+      const checks = await readiness(db, events, config.redisUrl !== undefined);
+      const ok = Object.values(checks).every(Boolean);
+      res
+        .writeHead(ok ? 200 : 503, { "content-type": "application/json" })
+        .end(JSON.stringify({ status: ok ? "ok" : "unavailable", checks }));
+      return;
+    }
+    const requestId = headerValue(req, "x-request-id") ?? randomUUID();
+    res.setHeader("x-request-id", requestId);
+    await yoga(req, res, { requestId });
+  });
+
+  const wsServer = new WebSocketServer({ server, path: "/graphql" });
+  useServer<Record<string, unknown>, { principal: Principal | null; request: IncomingMessage }>(
+    {
+      onConnect: async (ctx) => {
+        const fromParams = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
+        const header = typeof fromParams === "string" ? fromParams : ctx.extra.request.headers.authorization;
+        try {
+          const principal = await principalOf(header);
+          (ctx.extra as { principal: Principal | null }).principal = principal;
+          if (principal?.exp != null) {
+            const closeInMs = principal.exp * 1000 - Date.now();
+            const timer = setTimeout(
+              () => ctx.extra.socket.close(CLOSE_UNAUTHORIZED, "Token expired"),
+              Math.max(0, closeInMs),
+            );
+            timer.unref();
+            ctx.extra.socket.once("close", () => clearTimeout(timer));
+          }
+          return true;
+        } catch {
+          ctx.extra.socket.close(CLOSE_UNAUTHORIZED, "Unauthorized: bad or expired token");
+          return false;
+        }
+      },
+      onSubscribe: async (ctx, _id, payload) => {
+        const requestId = randomUUID();
+        const enveloped = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params: payload,
+          principal: ctx.extra.principal,
+          requestId,
+        });
+        const document = enveloped.parse(payload.query);
+        const errors = enveloped.validate(enveloped.schema, document);
+        if (errors.length > 0) return errors;
+        const args: ExecutionArgs = {
+          schema: enveloped.schema,
+          operationName: payload.operationName,
+          document,
+          variableValues: payload.variables,
+          contextValue: await enveloped.contextFactory(),
+          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
+        };
+        return args;
+      },
+      execute: (args) =>
+        (args.rootValue as { execute: (a: ExecutionArgs) => unknown }).execute(args) as never,
+      subscribe: (args) =>
+        (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never,
+    },
+    wsServer,
+  );
+
+  let closing: Promise<void> | null = null;
+  const url = () => {
+    const address = server.address() as AddressInfo | null;
+    if (address === null) throw new Error("the server is not listening");
+    return `http://127.0.0.1:${address.port}/graphql`;
+  };
+  return {
+    server,
+    db,
+    ledger,
+    events,
+    reaper,
+    yoga,
+    log,
+    url,
+    async listen() {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(config.port, config.host, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+      if (config.reaperEnabled) reaper.start();
+      log.info("listening", {
+        url: url(),
+        database: db.kind,
+        events: config.redisUrl === undefined ? "in-process" : "redis",
+      });
+    },
+    close() {
+      closing ??= (async () => {
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        for (const client of wsServer.clients) client.close(1001, "Server shutting down");
+        wsServer.close();
+        await reaper.stop();
+        await ledger.drained();
+        await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
+        server.closeAllConnections();
+        await events.close();
+        await db.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  if (typeof value !== "string" || value.length === 0 || value.length > 200) return undefined;
+  return value;
+}
+
+async function readiness(db: Database, events: EventBus, redis: boolean): Promise<Record<string, boolean>> {
+  const database = await db
+    .query("SELECT 1")
+    .then(() => true)
+    .catch(() => false);
+  return redis ? { database, redis: await events.healthy() } : { database };
+}

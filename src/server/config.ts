@@ -1,0 +1,130 @@
+/**
+ * Configuration from environment variables (names fixed by SPEC §6). Every bad
+ * value is reported on one line naming the variable, what was expected and
+ * what came, and all of them are reported together.
+ */
+
+export type PersistedOperationsMode = "optional" | "required";
+
+export interface Config {
+  /** HTTP port for /graphql, /healthz, /readyz, /metrics. @default 4000 */
+  port: number;
+  /** Interface to listen on. @default "0.0.0.0" */
+  host: string;
+  /** PostgreSQL URL; unset → embedded PGlite in `dataDir`. */
+  databaseUrl: string | undefined;
+  /** Embedded database and generated secret folder. @default "./.data" */
+  dataDir: string;
+  /** Redis URL for cross-instance events; unset → in-process events. */
+  redisUrl: string | undefined;
+  /** HS256 secret; unset is allowed only in embedded mode. */
+  authJwtSecret: string | undefined;
+  /** How long idempotency keys are kept. @default 24 // hours */
+  idempotencyTtlHours: number;
+  /** How often the reaper looks for overdue generations and expired grants. @default 1_000 // 1 second */
+  reaperIntervalMs: number;
+  /** Whether this instance runs the reaper. @default true */
+  reaperEnabled: boolean;
+  /** Maximum rows the reaper ends in one transaction. @default 500 */
+  reaperBatchSizeMax: number;
+  /** PostgreSQL pool size. @default 20 */
+  databasePoolSizeMax: number;
+  /** Whether GraphiQL is served on GET /graphql. @default true unless NODE_ENV=production */
+  graphiql: boolean;
+  /** Log level for pino-style structured logs. @default "info" */
+  logLevel: "debug" | "info" | "warn" | "error" | "silent";
+  /** Whether clients may send documents or only persisted ids. @default "optional" */
+  persistedOperations: PersistedOperationsMode;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join("\n"));
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Reads and validates the configuration; throws ConfigError listing every bad value. */
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const text = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value.trim() === "" ? undefined : value.trim();
+  };
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = text(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(value) || value < min || value > max) {
+      problems.push(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+      return fallback;
+    }
+    return value;
+  };
+  const oneOf = <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
+    const raw = text(name);
+    if (raw === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(raw)) {
+      problems.push(`${name} must be one of ${allowed.join(", ")}, got "${raw}"`);
+      return fallback;
+    }
+    return raw as T;
+  };
+  const boolean = (name: string, fallback: boolean): boolean => {
+    const raw = text(name);
+    if (raw === undefined) return fallback;
+    if (["1", "true", "yes", "on"].includes(raw.toLowerCase())) return true;
+    if (["0", "false", "no", "off"].includes(raw.toLowerCase())) return false;
+    problems.push(`${name} must be true or false, got "${raw}"`);
+    return fallback;
+  };
+  const url = (name: string, protocols: readonly string[]): string | undefined => {
+    const raw = text(name);
+    if (raw === undefined) return undefined;
+    try {
+      const parsed = new URL(raw);
+      if (!protocols.includes(parsed.protocol)) {
+        problems.push(
+          `${name} must start with ${protocols.map((p) => `${p}//`).join(" or ")}, got "${parsed.protocol}//…"`,
+        );
+      }
+    } catch {
+      problems.push(
+        `${name} must be a URL such as ${protocols[0]}//host:port, got a value that does not parse`,
+      );
+    }
+    return raw;
+  };
+
+  const databaseUrl = url("DATABASE_URL", ["postgres:", "postgresql:"]);
+  const authJwtSecret = text("AUTH_JWT_SECRET");
+  if (authJwtSecret !== undefined && authJwtSecret.length < 32) {
+    problems.push(`AUTH_JWT_SECRET must be at least 32 characters, got ${authJwtSecret.length}`);
+  }
+  if (databaseUrl !== undefined && authJwtSecret === undefined) {
+    problems.push(
+      "AUTH_JWT_SECRET is required when DATABASE_URL is set (tokens must verify on every instance)",
+    );
+  }
+
+  const config: Config = {
+    port: integer("PORT", 4000, 0, 65_535),
+    host: text("HOST") ?? "0.0.0.0",
+    databaseUrl,
+    dataDir: text("DATA_DIR") ?? "./.data",
+    redisUrl: url("REDIS_URL", ["redis:", "rediss:"]),
+    authJwtSecret,
+    idempotencyTtlHours: integer("IDEMPOTENCY_TTL_HOURS", 24, 24, 24 * 365),
+    reaperIntervalMs: integer("REAPER_INTERVAL_MS", 1_000, 50, 60_000),
+    reaperEnabled: boolean("REAPER_ENABLED", true),
+    reaperBatchSizeMax: integer("REAPER_BATCH_SIZE", 500, 1, 10_000),
+    databasePoolSizeMax: integer("DATABASE_POOL_SIZE", 20, 1, 500),
+    graphiql: boolean("GRAPHIQL", env.NODE_ENV !== "production"),
+    logLevel: oneOf("LOG_LEVEL", ["debug", "info", "warn", "error", "silent"] as const, "info"),
+    persistedOperations: oneOf("PERSISTED_OPERATIONS", ["optional", "required"] as const, "optional"),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

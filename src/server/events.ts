@@ -1,0 +1,237 @@
+import { Redis } from "ioredis";
+import type { BalanceSnapshot } from "../domain/balance.ts";
+import type { CommittedBatch } from "../domain/executor.ts";
+import type { LedgerEntryRecord } from "../domain/model.ts";
+
+/**
+ * What one committed account transaction tells subscribers. Amounts travel as
+ * decimal strings so they stay exact through JSON and Redis.
+ */
+export interface AccountEvent {
+  readonly accountId: string;
+  /** The account's latest entry sequence after this commit. */
+  readonly sequence: number;
+  readonly entries: readonly LedgerEntryRecord[];
+  readonly generationIds: readonly string[];
+  readonly balance: BalanceSnapshot;
+}
+
+export type AccountListener = (event: AccountEvent) => void;
+
+/**
+ * Events between server instances, one topic per account. Each instance
+ * holds at most one upstream subscription per topic, shared by all of its
+ * local listeners. Publishing never throws: the ledger is the truth, and a
+ * lost event is recovered by subscribers from the database.
+ */
+export interface EventBus {
+  publish(event: AccountEvent): void;
+  /** Listens to one account; returns the function that stops listening. */
+  subscribe(accountId: string, listener: AccountListener): () => void;
+  /** Resolves when the upstream subscription for the account is active (immediately in process). */
+  ready(accountId: string): Promise<void>;
+  readonly stats: EventStats;
+  /** Whether the transport is reachable (for /readyz). */
+  healthy(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface EventStats {
+  published: number;
+  publishFailed: number;
+  received: number;
+  topics: number;
+}
+
+/** Turns a committed batch into one event. */
+export function eventOf(batch: CommittedBatch): AccountEvent {
+  return {
+    accountId: batch.accountId,
+    sequence: batch.balance.sequence,
+    entries: batch.changes.flatMap((change) => change.entries),
+    generationIds: [...new Set(batch.changes.flatMap((change) => change.generationIds))],
+    balance: batch.balance,
+  };
+}
+
+const DATE_KEYS = new Set(["createdAt", "updatedAt", "at"]);
+const BIGINT_KEYS = new Set([
+  "amount",
+  "balanceBefore",
+  "balanceAfter",
+  "available",
+  "held",
+  "total",
+  "subscription",
+  "wallet",
+]);
+
+/** JSON with bigint amounts as strings; `decodeEvent` restores them exactly. */
+export function encodeEvent(event: AccountEvent): string {
+  return JSON.stringify(event, (_key, value) => (typeof value === "bigint" ? value.toString() : value));
+}
+
+export function decodeEvent(text: string): AccountEvent {
+  return JSON.parse(text, (key, value) => {
+    if (typeof value === "string" && BIGINT_KEYS.has(key)) return BigInt(value);
+    if (typeof value === "string" && DATE_KEYS.has(key)) return new Date(value);
+    return value;
+  }) as AccountEvent;
+}
+
+abstract class FanOut {
+  protected readonly listeners = new Map<string, Set<AccountListener>>();
+  readonly stats: EventStats = { published: 0, publishFailed: 0, received: 0, topics: 0 };
+
+  protected deliver(accountId: string, event: AccountEvent): void {
+    this.stats.received += 1;
+    for (const listener of this.listeners.get(accountId) ?? []) {
+      try {
+        listener(event);
+      } catch (error) {
+        process.emitWarning(`event listener failed: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  protected add(accountId: string, listener: AccountListener): boolean {
+    let set = this.listeners.get(accountId);
+    const first = set === undefined;
+    if (set === undefined) {
+      set = new Set();
+      this.listeners.set(accountId, set);
+      this.stats.topics = this.listeners.size;
+    }
+    set.add(listener);
+    return first;
+  }
+
+  protected remove(accountId: string, listener: AccountListener): boolean {
+    const set = this.listeners.get(accountId);
+    if (set === undefined) return false;
+    set.delete(listener);
+    if (set.size > 0) return false;
+    this.listeners.delete(accountId);
+    this.stats.topics = this.listeners.size;
+    return true;
+  }
+}
+
+/** One process: events go straight to local listeners (after commit, asynchronously). */
+export class InProcessEventBus extends FanOut implements EventBus {
+  publish(event: AccountEvent): void {
+    this.stats.published += 1;
+    queueMicrotask(() => this.deliver(event.accountId, event));
+  }
+
+  subscribe(accountId: string, listener: AccountListener): () => void {
+    this.add(accountId, listener);
+    return () => this.remove(accountId, listener);
+  }
+
+  async ready(): Promise<void> {}
+
+  async healthy(): Promise<boolean> {
+    return true;
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+  }
+}
+
+/** Channel names are per account, so Redis Cluster's sharded pub/sub fits the same way. */
+export function channelOf(accountId: string): string {
+  return `creditbook:account:${accountId}`;
+}
+
+/**
+ * Redis pub/sub with two ioredis connections (a subscribed connection cannot
+ * publish). We do not use @graphql-yoga/redis-event-target here: its
+ * dispatchEvent drops the publish promise, so a Redis outage becomes an
+ * unhandled rejection instead of a counted, logged failure.
+ */
+export class RedisEventBus extends FanOut implements EventBus {
+  private readonly publisher: Redis;
+  private readonly subscriber: Redis;
+  private readonly subscribed = new Map<string, Promise<void>>();
+
+  constructor(
+    url: string,
+    private readonly log: (message: string) => void = (message) => process.emitWarning(message),
+  ) {
+    super();
+    const options = {
+      // Fail fast while Redis is down instead of queueing publishes in memory.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      retryStrategy: (times: number) => Math.min(times * 100, 2_000),
+      lazyConnect: false,
+    };
+    this.publisher = new Redis(url, { ...options, connectionName: "creditbook-pub" });
+    this.subscriber = new Redis(url, {
+      ...options,
+      enableOfflineQueue: true,
+      connectionName: "creditbook-sub",
+    });
+    this.publisher.on("error", () => {});
+    this.subscriber.on("error", () => {});
+    this.subscriber.on("messageBuffer", (channel: Buffer, message: Buffer) => {
+      const name = channel.toString();
+      const accountId = name.slice(name.lastIndexOf(":") + 1);
+      this.deliver(accountId, decodeEvent(message.toString()));
+    });
+  }
+
+  publish(event: AccountEvent): void {
+    this.publisher.publish(channelOf(event.accountId), encodeEvent(event)).then(
+      () => {
+        this.stats.published += 1;
+      },
+      (error: Error) => {
+        this.stats.publishFailed += 1;
+        this.log(
+          `event publish failed for account ${event.accountId} (sequence ${event.sequence}): ${error.message}`,
+        );
+      },
+    );
+  }
+
+  subscribe(accountId: string, listener: AccountListener): () => void {
+    if (this.add(accountId, listener)) {
+      const channel = channelOf(accountId);
+      // ioredis resubscribes its channels by itself after a reconnect (autoResubscribe).
+      this.subscribed.set(
+        accountId,
+        this.subscriber.subscribe(channel).then(
+          () => undefined,
+          (error: Error) => this.log(`subscribe to ${channel} failed: ${error.message}`),
+        ),
+      );
+    }
+    return () => {
+      if (this.remove(accountId, listener)) {
+        this.subscribed.delete(accountId);
+        this.subscriber.unsubscribe(channelOf(accountId)).catch(() => {});
+      }
+    };
+  }
+
+  async ready(accountId: string): Promise<void> {
+    await this.subscribed.get(accountId);
+  }
+
+  async healthy(): Promise<boolean> {
+    try {
+      return (await this.publisher.ping()) === "PONG";
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    this.publisher.disconnect();
+    this.subscriber.disconnect();
+  }
+}
