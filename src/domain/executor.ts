@@ -4,6 +4,7 @@ import { type BalanceSnapshot, balanceOf } from "./balance.ts";
 import { type AccountChange, Book } from "./book.ts";
 import { DomainError, IdempotencyKeyReusedError, NotFoundError } from "./errors.ts";
 import { expireDueGrants } from "./grants.ts";
+import type { GenerationStatus } from "./model.ts";
 import type { IdempotencyRequest } from "./idempotency.ts";
 import { timeOutOverdue } from "./settle.ts";
 import { flush, type IdempotencyLookup, loadForBatch, lockAccount, type StoredIdempotency } from "./store.ts";
@@ -40,6 +41,8 @@ export interface CommittedBatch {
   readonly accountId: string;
   readonly changes: readonly AccountChange[];
   readonly balance: BalanceSnapshot;
+  /** Status after commit of every generation the batch changed (entries derive their status from it). */
+  readonly generationStatuses: Readonly<Record<string, GenerationStatus>>;
 }
 
 export interface ExecutorOptions {
@@ -222,10 +225,18 @@ export class Executor {
     const { book } = result;
     if (book !== null && book.changes.length > 0) {
       try {
+        const generationStatuses: Record<string, GenerationStatus> = {};
+        for (const change of book.changes) {
+          for (const id of change.generationIds) {
+            const generation = book.generation(id);
+            if (generation !== undefined) generationStatuses[id] = generation.status;
+          }
+        }
         this.onCommit({
           accountId,
           changes: book.changes,
           balance: balanceOf(book.account, book.grants(), now),
+          generationStatuses,
         });
       } catch (error) {
         // Publishing is best effort: the ledger is the truth and subscribers catch up from it.

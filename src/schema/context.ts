@@ -3,6 +3,8 @@ import type { PrismaClient } from "../db/generated/client.ts";
 import type { Ledger } from "../domain/ledger.ts";
 import type { Access, Principal } from "../server/auth.ts";
 import type { EventBus } from "../server/events.ts";
+import type { Loaders } from "../server/loaders.ts";
+import type { Realtime } from "../server/realtime.ts";
 
 /** Everything a resolver may use; built once per request (or per subscription). */
 export interface Context {
@@ -13,4 +15,11 @@ export interface Context {
   readonly prisma: PrismaClient;
   readonly ledger: Ledger;
   readonly events: EventBus;
+  readonly realtime: Realtime;
+  readonly loaders: Loaders;
+  /**
+   * Closes the transport a subscription runs on (a WebSocket with a close
+   * code); undefined over HTTP/SSE, where ending the stream is the close.
+   */
+  readonly closeTransport?: (code: number, reason: string) => void;
 }

@@ -1,6 +1,6 @@
 import type { BalanceSnapshot } from "../domain/balance.ts";
 import { IdempotencyKeyReusedError, InsufficientCreditsError } from "../domain/errors.ts";
-import { entryStatusOf } from "../domain/model.ts";
+import { entryStatusOf, type GenerationStatus } from "../domain/model.ts";
 import { BalanceRef } from "./balance.ts";
 import { builder } from "./builder.ts";
 import { EntryStatusEnum, LedgerEntryTypeEnum, RefundReasonEnum } from "./enums.ts";
@@ -24,8 +24,15 @@ export const LedgerEntryRef = builder.prismaNode("LedgerEntry", {
       type: EntryStatusEnum,
       description:
         "USAGE: PENDING while items run, COMPLETED when charged, FAILED when refunded; others COMPLETED.",
-      select: { generation: { select: { status: true } } },
-      resolve: (entry) => entryStatusOf(entry.type, entry.generation?.status ?? null),
+      // Live events carry their generation's status; pages load them in one batch.
+      resolve: async (entry, _args, context) => {
+        if (entry.type !== "USAGE" || entry.generationId === null) return "COMPLETED";
+        const known = (entry as { generationStatus?: GenerationStatus }).generationStatus;
+        return entryStatusOf(
+          entry.type,
+          known ?? (await context.loaders.generationStatus.load(entry.generationId)),
+        );
+      },
     }),
     title: t.exposeString("title"),
     balanceBefore: t.expose("balanceBefore", { type: "Credits" }),

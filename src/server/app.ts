@@ -22,7 +22,9 @@ import {
 } from "./auth.ts";
 import type { Config } from "./config.ts";
 import { type EventBus, eventOf, InProcessEventBus, RedisEventBus } from "./events.ts";
+import { createLoaders } from "./loaders.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { Realtime } from "./realtime.ts";
 
 /** Close code for a WebSocket whose token is missing, bad or expired. */
 export const CLOSE_UNAUTHORIZED = 4401;
@@ -31,6 +33,8 @@ interface ServerContext {
   /** Set for WebSocket operations, verified at connect. */
   readonly principal?: Principal | null;
   readonly requestId?: string;
+  /** Set for WebSocket operations: closes the socket with a code. */
+  readonly closeTransport?: (code: number, reason: string) => void;
 }
 
 export interface App {
@@ -39,6 +43,7 @@ export interface App {
   readonly ledger: Ledger;
   readonly events: EventBus;
   readonly reaper: Reaper;
+  readonly realtime: Realtime;
   readonly yoga: YogaServerInstance<ServerContext, Context>;
   readonly log: Logger;
   /** The URL of /graphql once listening. */
@@ -67,6 +72,7 @@ export async function createApp(config: Config): Promise<App> {
     idempotencyTtlHours: config.idempotencyTtlHours,
     onCommit: (batch) => events.publish(eventOf(batch)),
   });
+  const realtime = new Realtime(db, events, log.child({ component: "realtime" }));
   const reaper = new Reaper(
     db,
     ledger.executor,
@@ -102,7 +108,7 @@ export async function createApp(config: Config): Promise<App> {
         });
       },
     },
-    context: async ({ request, principal, requestId }): Promise<Context> => {
+    context: async ({ request, principal, requestId, closeTransport }): Promise<Context> => {
       let resolved: Principal | null;
       if (principal !== undefined) resolved = principal;
       else {
@@ -128,6 +134,9 @@ export async function createApp(config: Config): Promise<App> {
         prisma: db.prisma,
         ledger,
         events,
+        realtime,
+        loaders: createLoaders(db),
+        closeTransport,
       };
     },
   });
@@ -184,6 +193,7 @@ export async function createApp(config: Config): Promise<App> {
           params: payload,
           principal: ctx.extra.principal,
           requestId,
+          closeTransport: (code: number, reason: string) => ctx.extra.socket.close(code, reason),
         });
         const document = enveloped.parse(payload.query);
         const errors = enveloped.validate(enveloped.schema, document);
@@ -218,6 +228,7 @@ export async function createApp(config: Config): Promise<App> {
     ledger,
     events,
     reaper,
+    realtime,
     yoga,
     log,
     url,
@@ -230,6 +241,7 @@ export async function createApp(config: Config): Promise<App> {
         });
       });
       if (config.reaperEnabled) reaper.start();
+      realtime.start();
       log.info("listening", {
         url: url(),
         database: db.kind,
@@ -243,6 +255,7 @@ export async function createApp(config: Config): Promise<App> {
         for (const client of wsServer.clients) client.close(1001, "Server shutting down");
         wsServer.close();
         await reaper.stop();
+        realtime.stop();
         await ledger.drained();
         await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
         server.closeAllConnections();

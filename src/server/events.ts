@@ -1,7 +1,7 @@
 import { Redis } from "ioredis";
 import type { BalanceSnapshot } from "../domain/balance.ts";
 import type { CommittedBatch } from "../domain/executor.ts";
-import type { LedgerEntryRecord } from "../domain/model.ts";
+import type { GenerationStatus, LedgerEntryRecord } from "../domain/model.ts";
 
 /**
  * What one committed account transaction tells subscribers. Amounts travel as
@@ -13,6 +13,7 @@ export interface AccountEvent {
   readonly sequence: number;
   readonly entries: readonly LedgerEntryRecord[];
   readonly generationIds: readonly string[];
+  readonly generationStatuses: Readonly<Record<string, GenerationStatus>>;
   readonly balance: BalanceSnapshot;
 }
 
@@ -50,6 +51,7 @@ export function eventOf(batch: CommittedBatch): AccountEvent {
     sequence: batch.balance.sequence,
     entries: batch.changes.flatMap((change) => change.entries),
     generationIds: [...new Set(batch.changes.flatMap((change) => change.generationIds))],
+    generationStatuses: batch.generationStatuses,
     balance: batch.balance,
   };
 }

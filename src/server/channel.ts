@@ -1,0 +1,114 @@
+/**
+ * A bounded async queue feeding one subscriber. Live events that find it full
+ * end it with `overflow` (the subscriber is too slow and resumes from where it
+ * was); replays wait for room instead (`pushWhenRoom`). Values marked
+ * `replace` (state such as a balance) keep only the newest waiting one.
+ */
+export class Channel<T> implements AsyncIterableIterator<T> {
+  private readonly queue: T[] = [];
+  private waiting: { resolve: (result: IteratorResult<T>) => void; reject: (error: Error) => void } | null =
+    null;
+  private failure: Error | null = null;
+  private done = false;
+  private roomWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly sizeMax: number,
+    private readonly onClose: () => void,
+    private readonly overflow: () => Error,
+  ) {}
+
+  /** Queues a live value; ends the channel with the overflow error when it is full. */
+  push(value: T): void {
+    if (this.done) return;
+    if (this.waiting !== null) {
+      const { resolve } = this.waiting;
+      this.waiting = null;
+      resolve({ value, done: false });
+      return;
+    }
+    if (this.queue.length >= this.sizeMax) {
+      this.fail(this.overflow());
+      return;
+    }
+    this.queue.push(value);
+  }
+
+  /** Queues a value that supersedes any older one of the same kind still waiting. */
+  pushLatest(value: T, sameKind: (queued: T) => boolean): void {
+    const index = this.queue.findIndex(sameKind);
+    if (index >= 0) this.queue.splice(index, 1);
+    this.push(value);
+  }
+
+  /** Queues a value, waiting for room first (backpressure for replays). */
+  async pushWhenRoom(value: T): Promise<void> {
+    while (!this.done && this.queue.length >= this.sizeMax) {
+      await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+    }
+    this.push(value);
+  }
+
+  get closed(): boolean {
+    return this.done;
+  }
+
+  /** Ends the channel: the consumer gets `error` after what is already queued is dropped. */
+  fail(error: Error): void {
+    if (this.done) return;
+    this.failure = error;
+    this.queue.length = 0;
+    this.finish();
+  }
+
+  end(): void {
+    if (!this.done) this.finish();
+  }
+
+  private finish(): void {
+    this.done = true;
+    for (const resolve of this.roomWaiters.splice(0)) resolve();
+    this.onClose();
+    if (this.waiting !== null) {
+      const waiter = this.waiting;
+      this.waiting = null;
+      if (this.failure !== null) {
+        const error = this.failure;
+        this.failure = null;
+        waiter.reject(error);
+      } else waiter.resolve({ value: undefined as never, done: true });
+    }
+  }
+
+  async next(): Promise<IteratorResult<T>> {
+    const value = this.queue.shift();
+    if (value !== undefined) {
+      const room = this.roomWaiters.shift();
+      room?.();
+      return { value, done: false };
+    }
+    if (this.failure !== null) {
+      const error = this.failure;
+      this.failure = null;
+      throw error;
+    }
+    if (this.done) return { value: undefined as never, done: true };
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+    });
+  }
+
+  async return(): Promise<IteratorResult<T>> {
+    this.end();
+    return { value: undefined as never, done: true };
+  }
+
+  async throw(error?: unknown): Promise<IteratorResult<T>> {
+    this.fail(error instanceof Error ? error : new Error(String(error)));
+    return { value: undefined as never, done: true };
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
+    return this;
+  }
+}
