@@ -1,9 +1,10 @@
+import { pino } from "pino";
+
 /**
- * Structured logs: one JSON object per line on stdout. Callers pass fields,
- * never secrets or tokens.
+ * Structured logs (pino): one JSON object per line on stdout. Callers pass
+ * fields, never secrets; authorization headers and tokens are redacted anyway.
  */
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
-const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
 export interface Logger {
   debug(message: string, fields?: Record<string, unknown>): void;
@@ -13,25 +14,35 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
-export function createLogger(level: LogLevel, base: Record<string, unknown> = {}): Logger {
-  const write = (at: Exclude<LogLevel, "silent">, message: string, fields?: Record<string, unknown>) => {
-    if (RANK[at] < RANK[level]) return;
-    const line = JSON.stringify(
-      { time: new Date().toISOString(), level: at, msg: message, ...base, ...fields },
-      (_k, v) =>
-        typeof v === "bigint"
-          ? v.toString()
-          : v instanceof Error
-            ? { name: v.name, message: v.message, stack: v.stack }
-            : v,
-    );
-    process.stdout.write(`${line}\n`);
-  };
+function wrap(logger: pino.Logger): Logger {
   return {
-    debug: (m, f) => write("debug", m, f),
-    info: (m, f) => write("info", m, f),
-    warn: (m, f) => write("warn", m, f),
-    error: (m, f) => write("error", m, f),
-    child: (fields) => createLogger(level, { ...base, ...fields }),
+    debug: (message, fields) => logger.debug(fields ?? {}, message),
+    info: (message, fields) => logger.info(fields ?? {}, message),
+    warn: (message, fields) => logger.warn(fields ?? {}, message),
+    error: (message, fields) => logger.error(fields ?? {}, message),
+    child: (fields) => wrap(logger.child(fields)),
   };
+}
+
+export function createLogger(level: LogLevel, base: Record<string, unknown> = {}): Logger {
+  return wrap(
+    pino({
+      level,
+      base,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      serializers: { err: pino.stdSerializers.err },
+      redact: {
+        paths: [
+          "authorization",
+          "token",
+          "*.authorization",
+          "*.token",
+          "headers.authorization",
+          "connectionParams",
+        ],
+        censor: "[redacted]",
+      },
+    }),
+  );
 }

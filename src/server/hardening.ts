@@ -1,0 +1,127 @@
+import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
+import { GraphQLError, Kind, type OperationDefinitionNode } from "graphql";
+import type { Plugin } from "graphql-yoga";
+import type { Context } from "../schema/context.ts";
+import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
+
+/** Deepest query accepted (SPEC §5). */
+export const QUERY_DEPTH_MAX = 12;
+/** Most aliases in one document. */
+export const ALIASES_MAX = 30;
+/** Most tokens in one document (a generous real query has a few hundred). */
+export const TOKENS_MAX = 3_000;
+/** Highest estimated cost of one document (graphql-armor's cost model). */
+export const COST_MAX = 10_000;
+/** Most directives in one document. */
+export const DIRECTIVES_MAX = 30;
+/** Largest request body accepted, in bytes (SPEC §5: 100 KB). */
+export const REQUEST_BODY_BYTES_MAX = 100 * 1024;
+
+/** Static limits on every document, from graphql-armor; each rejection is a GraphQL validation error. */
+export function limitsPlugin(): Plugin {
+  return EnvelopArmorPlugin({
+    maxDepth: { n: QUERY_DEPTH_MAX, ignoreIntrospection: true },
+    maxAliases: { n: ALIASES_MAX },
+    maxTokens: { n: TOKENS_MAX },
+    costLimit: { maxCost: COST_MAX },
+    maxDirectives: { n: DIRECTIVES_MAX },
+    blockFieldSuggestion: { enabled: true },
+  }) as Plugin;
+}
+
+/**
+ * A token bucket per principal for mutations: `ratePerSecond` sustained,
+ * bursts of `burst`. A refused mutation never reaches a resolver, so nothing
+ * is written.
+ */
+export class RateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    private readonly ratePerSecond: number,
+    private readonly burst: number,
+  ) {}
+
+  take(principal: string, now = Date.now()): boolean {
+    const bucket = this.buckets.get(principal) ?? { tokens: this.burst, at: now };
+    bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.ratePerSecond);
+    bucket.at = now;
+    this.buckets.set(principal, bucket);
+    if (this.buckets.size > 100_000) this.buckets.clear();
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+}
+
+function operationOf(
+  document: { definitions: readonly { kind: string }[] },
+  name: string | null | undefined,
+) {
+  return document.definitions.find(
+    (definition): definition is OperationDefinitionNode =>
+      definition.kind === Kind.OPERATION_DEFINITION &&
+      (name == null || (definition as OperationDefinitionNode).name?.value === name),
+  );
+}
+
+/**
+ * Per-operation logging and metrics, and the mutation rate limit: one log
+ * line per operation with request id, principal, operation name, duration and
+ * outcome (never tokens or variables).
+ */
+export function observabilityPlugin(
+  log: Logger,
+  metrics: Metrics,
+  limiter: RateLimiter | null,
+): Plugin<Context> {
+  return {
+    onExecute({ args, setResultAndStopExecution }) {
+      const context = args.contextValue as Context;
+      const operation = operationOf(args.document, args.operationName);
+      const fields =
+        operation?.selectionSet.selections.flatMap((selection) =>
+          selection.kind === Kind.FIELD ? [selection.name.value] : [],
+        ) ?? [];
+      if (operation?.operation === "mutation" && limiter !== null && context.principal !== null) {
+        if (!limiter.take(context.principal.sub)) {
+          metrics.rateLimited.inc();
+          setResultAndStopExecution({
+            errors: [
+              new GraphQLError("Too many mutations: slow down and retry shortly (nothing was written)", {
+                extensions: { code: "RATE_LIMITED", http: { status: 429 } },
+              }),
+            ],
+          });
+          return;
+        }
+      }
+      const started = performance.now();
+      return {
+        onExecuteDone({ result }) {
+          if (!("data" in result) && !("errors" in result)) return;
+          const single = result as {
+            data?: Record<string, unknown> | null;
+            errors?: readonly GraphQLError[];
+          };
+          for (const field of fields) {
+            const value = single.data?.[field] as { __typename?: string; code?: string } | null | undefined;
+            const outcome = value == null ? (single.errors?.length ? "error" : "ok") : (value.code ?? "ok");
+            metrics.operations.inc({ field, outcome });
+          }
+          log.info("operation", {
+            requestId: context.requestId,
+            principal: context.principal?.sub ?? null,
+            role: context.principal?.role ?? null,
+            operationName: args.operationName ?? operation?.name?.value ?? null,
+            operation: operation?.operation ?? null,
+            fields,
+            durationMs: Math.round((performance.now() - started) * 100) / 100,
+            errors: single.errors?.length ?? 0,
+          });
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,106 @@
+import { existsSync, readFileSync } from "node:fs";
+import { usePersistedOperations } from "@graphql-yoga/plugin-persisted-operations";
+import { GraphQLError } from "graphql";
+import type { GraphQLParams, Plugin } from "graphql-yoga";
+
+/** The manifest codegen writes: sha256 hash → document. */
+export const PERSISTED_MANIFEST_PATH = new URL(
+  "../generated/graphql/persisted-documents.json",
+  import.meta.url,
+).pathname;
+
+/** The persisted operations a server accepts by hash. */
+export class PersistedOperations {
+  private constructor(private readonly documents: ReadonlyMap<string, string>) {}
+
+  static load(path = PERSISTED_MANIFEST_PATH): PersistedOperations {
+    if (!existsSync(path)) return new PersistedOperations(new Map());
+    const manifest = JSON.parse(readFileSync(path, "utf8")) as Record<string, string>;
+    // Keys are "sha256:<hex>"; clients may send either form.
+    return new PersistedOperations(
+      new Map(Object.entries(manifest).map(([hash, document]) => [hash.replace(/^sha256:/, ""), document])),
+    );
+  }
+
+  get size(): number {
+    return this.documents.size;
+  }
+
+  get(hash: string): string | null {
+    return this.documents.get(hash) ?? null;
+  }
+}
+
+/**
+ * The id of a persisted operation in a request, in either form clients send:
+ * `documentId` (GraphQL over HTTP, codegen's client preset) or
+ * `extensions.persistedQuery.sha256Hash` (Apollo's automatic persisted queries).
+ */
+export function persistedOperationId(params: {
+  documentId?: unknown;
+  extensions?: Record<string, unknown> | null;
+}): string | null {
+  if (typeof params.documentId === "string" && params.documentId.length > 0) {
+    // codegen may prefix the hash with its algorithm ("sha256:<hash>").
+    return params.documentId.replace(/^sha256:/, "");
+  }
+  const persisted = params.extensions?.persistedQuery as { sha256Hash?: unknown } | undefined;
+  return typeof persisted?.sha256Hash === "string" ? persisted.sha256Hash : null;
+}
+
+export const PERSISTED_ONLY_MESSAGE =
+  "Only persisted operations are accepted: send documentId (or extensions.persistedQuery.sha256Hash) of a known operation";
+
+/**
+ * Yoga plugin: resolves persisted ids over HTTP. In `required` mode a raw
+ * document is refused unless `allowRaw` says the caller may send one (admins).
+ */
+export function persistedOperationsPlugin(
+  store: PersistedOperations,
+  mode: "optional" | "required",
+  allowRaw: (request: Request) => Promise<boolean>,
+): Plugin {
+  return usePersistedOperations({
+    getPersistedOperation: (hash) => store.get(hash.replace(/^sha256:/, "")),
+    extractPersistedOperationId: (params: GraphQLParams & { documentId?: unknown }) =>
+      persistedOperationId(params),
+    allowArbitraryOperations: mode === "optional" ? true : allowRaw,
+    customErrors: {
+      notFound: {
+        message: "Persisted operation not found",
+        extensions: { code: "PERSISTED_QUERY_NOT_FOUND", http: { status: 400 } },
+      },
+      persistedQueryOnly: {
+        message: PERSISTED_ONLY_MESSAGE,
+        extensions: { code: "PERSISTED_QUERY_ONLY", http: { status: 400 } },
+      },
+      keyNotFound: {
+        message: "Persisted operation id missing",
+        extensions: { code: "PERSISTED_QUERY_NOT_FOUND", http: { status: 400 } },
+      },
+    },
+  });
+}
+
+/** Resolves a graphql-ws subscribe payload to a document text, by the same rules. */
+export function resolveWsDocument(
+  store: PersistedOperations,
+  mode: "optional" | "required",
+  isAdmin: boolean,
+  payload: { query?: unknown; extensions?: Record<string, unknown> | null; documentId?: unknown },
+): string | GraphQLError {
+  const id = persistedOperationId(payload);
+  if (id !== null) {
+    return (
+      store.get(id) ??
+      new GraphQLError("Persisted operation not found", { extensions: { code: "PERSISTED_QUERY_NOT_FOUND" } })
+    );
+  }
+  if (mode === "required" && !isAdmin) {
+    return new GraphQLError(PERSISTED_ONLY_MESSAGE, { extensions: { code: "PERSISTED_QUERY_ONLY" } });
+  }
+  if (typeof payload.query !== "string" || payload.query.length === 0) {
+    return new GraphQLError("query must be a GraphQL document", { extensions: { code: "BAD_REQUEST" } });
+  }
+  return payload.query;
+}
