@@ -142,6 +142,8 @@ export function connectPostgres(options: PostgresOptions): Database {
  * `dataDir` is undefined. PGlite is one connection: transactions queue behind
  * each other, which is correct, just not parallel.
  */
+const pgliteParsers = { [INT8_OID]: (value: string) => BigInt(value) };
+
 export async function openEmbedded(dataDir: string | undefined): Promise<Database> {
   if (dataDir !== undefined) mkdirSync(dataDir, { recursive: true });
   const pglite = await PGlite.create(
@@ -153,7 +155,10 @@ export async function openEmbedded(dataDir: string | undefined): Promise<Databas
     text: string,
     params?: readonly unknown[],
   ): Promise<Row[]> => {
-    const result = await target.query<Row>(text, encodeParams(params));
+    // PGlite returns small BIGINT values as numbers and large ones as bigint; the
+    // domain wants bigint always (as from the pg driver). Per query, so Prisma's
+    // adapter on the same instance keeps its own parsing.
+    const result = await target.query<Row>(text, encodeParams(params), { parsers: pgliteParsers });
     return result.rows;
   };
   let waiting = 0;
