@@ -38,16 +38,39 @@ export const CreditsScalar = builder.scalarType("Credits", {
   },
 });
 
-const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+const ISO_8601 =
+  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2}):(\d{2}))$/;
 
 function parseDateTime(value: unknown): Date {
-  if (typeof value !== "string" || !ISO_8601.test(value)) {
+  const match = typeof value === "string" ? ISO_8601.exec(value) : null;
+  if (match === null) {
     throw new GraphQLError(
       `DateTime must be an ISO-8601 string with a time zone, such as 2026-01-31T12:00:00Z, got ${JSON.stringify(value)?.slice(0, 40)}`,
     );
   }
-  const date = new Date(value);
-  if (Number.isNaN(date.getTime())) throw new GraphQLError(`DateTime ${value} is not a valid instant`);
+  // JavaScript's Date rolls impossible fields over (February 30 becomes
+  // March 2, 24:00 the next day), which would silently store another instant
+  // than the client wrote; every field is checked against its range instead.
+  const [year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, offsetHours = 0, offsetMinutes = 0] =
+    match.slice(1).map((field) => (field === undefined ? 0 : Number(field)));
+  const lastDay = new Date(0);
+  lastDay.setUTCFullYear(year, month, 0); // day 0 of the next month: the month's last day
+  const inRange =
+    month >= 1 &&
+    month <= 12 &&
+    day >= 1 &&
+    day <= lastDay.getUTCDate() &&
+    hour <= 23 &&
+    minute <= 59 &&
+    second <= 59 &&
+    offsetHours <= 23 &&
+    offsetMinutes <= 59;
+  const date = new Date(value as string);
+  if (!inRange || Number.isNaN(date.getTime())) {
+    throw new GraphQLError(
+      `DateTime ${JSON.stringify(value)} is not a valid instant: expected month 1-12, a day the month has, hour 0-23, minutes and seconds 0-59`,
+    );
+  }
   return date;
 }
 

@@ -57,7 +57,8 @@ export class TokenService {
   async verify(token: string): Promise<Principal> {
     let payload: Record<string, unknown>;
     try {
-      ({ payload } = await jwtVerify(token, this.key, { algorithms: ["HS256"] }));
+      // A token without exp would never expire: refused (SPEC §3 lists exp among the claims).
+      ({ payload } = await jwtVerify(token, this.key, { algorithms: ["HS256"], requiredClaims: ["exp"] }));
     } catch (error) {
       if (error instanceof joseErrors.JWTExpired) throw new AuthenticationError("Token expired");
       throw new AuthenticationError("Invalid token");

@@ -35,6 +35,8 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Test
       PORT: "0",
     }),
     host: "127.0.0.1",
+    // Many test servers share one PostgreSQL (max_connections 100): keep each pool small.
+    databasePoolSizeMax: 5,
     ...overrides,
   };
   const app = await createApp(config);

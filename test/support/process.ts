@@ -27,6 +27,7 @@ export async function startServerProcess(
       PORT: "0",
       HOST: "127.0.0.1",
       LOG_LEVEL: "info",
+      DATABASE_POOL_SIZE: "5",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
