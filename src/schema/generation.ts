@@ -1,18 +1,29 @@
+import { queryFromInfo } from "@pothos/plugin-prisma";
+import { GraphQLError } from "graphql";
+import { assert } from "../domain/assert.ts";
 import type { BalanceSnapshot } from "../domain/balance.ts";
 import {
   AlreadyFinalizedError,
   ForbiddenError,
   IdempotencyKeyReusedError,
   InsufficientCreditsError,
+  InvalidInputError,
   NotFoundError,
   RefundExceedsChargeError,
 } from "../domain/errors.ts";
+import {
+  generationCursor,
+  generationPage,
+  PAGE_SIZE_DEFAULT,
+  PAGE_SIZE_MAX,
+  parseGenerationQuery,
+} from "../domain/history.ts";
 import { BalanceRef } from "./balance.ts";
 import { builder } from "./builder.ts";
 import type { Context } from "./context.ts";
 import { GenerationStatusEnum, ItemStatusEnum, RefundReasonEnum } from "./enums.ts";
 import { inputId, localId } from "./ids.ts";
-import { requireAdmin, requirePlatform, requireVisible, unwrap } from "./support.ts";
+import { assertReadable, requireAdmin, requirePlatform, requireVisible, unwrap } from "./support.ts";
 import { onVisibleAccount } from "./visibility.ts";
 
 export const GenerationItemRef = builder.prismaObject("GenerationItem", {
@@ -261,6 +272,95 @@ builder.mutationField("supportRefund", (t) =>
         await context.ledger.supportRefund(principalOf(context), { ...input, generationId }),
       );
       return { generationId: value.generationId, balance, replayed };
+    },
+  }),
+);
+
+// ---------------------------------------------------------------------------
+// History: an account's generations, newest first.
+// ---------------------------------------------------------------------------
+
+/**
+ * A rejected argument of a history query (`ledger`, `generations`,
+ * `spending`). Those fields return no result union, so a bad argument is a
+ * GraphQL error with code BAD_USER_INPUT that names the argument.
+ */
+export function historyArgumentError(error: InvalidInputError): GraphQLError {
+  return new GraphQLError(error.message, {
+    extensions: { code: "BAD_USER_INPUT", argument: error.field },
+  });
+}
+
+/**
+ * The Relay pageInfo of a page read forwards. `hasPreviousPage` is true after
+ * a cursor: the entry the cursor points at came before this page.
+ */
+export function forwardPageInfo(cursors: readonly string[], hasNextPage: boolean, afterCursor: boolean) {
+  return {
+    hasNextPage,
+    hasPreviousPage: afterCursor,
+    startCursor: cursors[0] ?? null,
+    endCursor: cursors.at(-1) ?? null,
+  };
+}
+
+const GenerationFilterInput = builder.inputType("GenerationFilter", {
+  description: "Narrows `generations`; every condition given must hold.",
+  fields: (t) => ({
+    statuses: t.field({
+      type: [GenerationStatusEnum],
+      description: "Only generations in one of these statuses (at least one).",
+    }),
+    feature: t.string({ description: 'Only generations of this feature, e.g. "Quick Video".' }),
+    from: t.field({ type: "DateTime", description: "Only generations created at or after this instant." }),
+    to: t.field({
+      type: "DateTime",
+      description: "Only generations created before this instant (exclusive).",
+    }),
+  }),
+});
+
+const GenerationConnection = builder.connectionObject(
+  { type: GenerationRef, name: "GenerationConnection", edgesNullable: { list: false, items: false } },
+  { name: "GenerationEdge" },
+);
+
+builder.queryField("generations", (t) =>
+  t.field({
+    type: GenerationConnection,
+    description:
+      "An account's generations, newest first, with per-item outcomes and what each was charged, refunded and released.",
+    args: {
+      accountId: t.arg.id({ required: true }),
+      filter: t.arg({ type: GenerationFilterInput }),
+      first: t.arg.int({ description: `Page size, 1 to ${PAGE_SIZE_MAX} (default ${PAGE_SIZE_DEFAULT}).` }),
+      after: t.arg.string({ description: "The endCursor of the previous page." }),
+    },
+    resolve: async (_root, args, context, info) => {
+      const query = parseGenerationQuery(args, args.filter);
+      if (query instanceof InvalidInputError) throw historyArgumentError(query);
+      const accountId = await assertReadable(context, localId(args.accountId, "Account"));
+      const page = await generationPage(context.db, accountId, query);
+      // The page's order comes from the keyset statement; Prisma then loads
+      // the rows with whatever the client selected under edges.node (items, ...).
+      const generations = await context.prisma.generation.findMany({
+        ...queryFromInfo({ context, info, path: ["edges", "node"] }),
+        where: { id: { in: page.rows.map((row) => row.id) } },
+      });
+      const byId = new Map(generations.map((generation) => [generation.id, generation]));
+      const edges = page.rows.map((row) => {
+        const node = byId.get(row.id);
+        assert(node !== undefined, `generation ${row.id} of a page can be loaded`);
+        return { cursor: generationCursor(row), node };
+      });
+      return {
+        edges,
+        pageInfo: forwardPageInfo(
+          edges.map((edge) => edge.cursor),
+          page.hasNextPage,
+          query.before !== null,
+        ),
+      };
     },
   }),
 );

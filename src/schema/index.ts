@@ -9,6 +9,7 @@ import "./grant.ts";
 import "./generation.ts";
 import "./ledger-entry.ts";
 import "./board.ts";
+import "./spending.ts";
 import "./errors.ts";
 import "./audit.ts";
 import "./subscriptions.ts";

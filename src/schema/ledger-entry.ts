@@ -1,12 +1,24 @@
+import { queryFromInfo } from "@pothos/plugin-prisma";
+import type { GraphQLResolveInfo } from "graphql";
+import { assert } from "../domain/assert.ts";
 import type { BalanceSnapshot } from "../domain/balance.ts";
-import { IdempotencyKeyReusedError, InsufficientCreditsError } from "../domain/errors.ts";
+import { IdempotencyKeyReusedError, InsufficientCreditsError, InvalidInputError } from "../domain/errors.ts";
+import {
+  type LedgerEntryView,
+  ledgerCursor,
+  ledgerPage,
+  PAGE_SIZE_DEFAULT,
+  PAGE_SIZE_MAX,
+  parseLedgerQuery,
+} from "../domain/history.ts";
 import { entryStatusOf, type GenerationStatus } from "../domain/model.ts";
 import { BalanceRef } from "./balance.ts";
 import { builder } from "./builder.ts";
+import type { Context } from "./context.ts";
 import { EntryStatusEnum, LedgerEntryTypeEnum, RefundReasonEnum } from "./enums.ts";
-import { GenerationRef } from "./generation.ts";
-import { inputId } from "./ids.ts";
-import { requireAdmin, unwrap } from "./support.ts";
+import { forwardPageInfo, GenerationRef, historyArgumentError } from "./generation.ts";
+import { inputId, localId } from "./ids.ts";
+import { assertReadable, requireAdmin, unwrap } from "./support.ts";
 import { onVisibleAccount } from "./visibility.ts";
 
 export const LedgerEntryRef = builder.prismaNode("LedgerEntry", {
@@ -93,3 +105,104 @@ builder.mutationField("adjustBalance", (t) =>
     },
   }),
 );
+
+// ---------------------------------------------------------------------------
+// History: an account's ledger, newest first.
+// ---------------------------------------------------------------------------
+
+const LedgerFilterInput = builder.inputType("LedgerFilter", {
+  description: 'Narrows `ledger`; every condition given must hold. "My refunds" is { types: [REFUND] }.',
+  fields: (t) => ({
+    types: t.field({
+      type: [LedgerEntryTypeEnum],
+      description: "Only entries of these types (at least one).",
+    }),
+    statuses: t.field({
+      type: [EntryStatusEnum],
+      description: "Only entries with one of these derived statuses (at least one).",
+    }),
+    feature: t.string({ description: "Only entries of generations of this feature." }),
+    generationId: t.id({ description: "Only the entries of this generation." }),
+    from: t.field({ type: "DateTime", description: "Only entries created at or after this instant." }),
+    to: t.field({ type: "DateTime", description: "Only entries created before this instant (exclusive)." }),
+  }),
+});
+
+const LedgerEntryConnection = builder.connectionObject(
+  { type: LedgerEntryRef, name: "LedgerEntryConnection", edgesNullable: { list: false, items: false } },
+  { name: "LedgerEntryEdge" },
+);
+
+builder.queryField("ledger", (t) =>
+  t.field({
+    type: LedgerEntryConnection,
+    description:
+      "An account's ledger entries, newest first (by sequence): what moved, why, and the balance before and after.",
+    args: {
+      accountId: t.arg.id({ required: true }),
+      filter: t.arg({ type: LedgerFilterInput }),
+      first: t.arg.int({ description: `Page size, 1 to ${PAGE_SIZE_MAX} (default ${PAGE_SIZE_DEFAULT}).` }),
+      after: t.arg.string({ description: "The endCursor of the previous page." }),
+    },
+    resolve: async (_root, args, context, info) => {
+      const rawGenerationId = args.filter?.generationId;
+      const generationId = rawGenerationId == null ? null : localId(rawGenerationId, "Generation");
+      if (rawGenerationId != null && generationId === null) {
+        throw historyArgumentError(
+          new InvalidInputError(
+            "filter.generationId",
+            `must be the id of a Generation, got ${JSON.stringify(rawGenerationId.slice(0, 60))}`,
+          ),
+        );
+      }
+      const query = parseLedgerQuery(args, { ...args.filter, generationId });
+      if (query instanceof InvalidInputError) throw historyArgumentError(query);
+      const accountId = await assertReadable(context, localId(args.accountId, "Account"));
+      // One statement returns the page with its generations' statuses, so
+      // `status` needs no further query (see the field's resolver).
+      const page = await ledgerPage(context.db, accountId, query);
+      const edges = (await withRelations(context, info, page.rows)).map((entry) => ({
+        cursor: ledgerCursor(entry.sequence),
+        node: entry,
+      }));
+      return {
+        edges,
+        pageInfo: forwardPageInfo(
+          edges.map((edge) => edge.cursor),
+          page.hasNextPage,
+          query.beforeSequence !== null,
+        ),
+      };
+    },
+  }),
+);
+
+/**
+ * The page's entries with the relations the client selected under
+ * edges.node (such as `generation { ... }`) loaded by Prisma in one batch.
+ * Without this, each entry's relation would be a fallback query of its own.
+ * A page that selects only the entry's own fields keeps the rows as read.
+ */
+async function withRelations(
+  context: Context,
+  info: GraphQLResolveInfo,
+  entries: readonly LedgerEntryView[],
+): Promise<readonly LedgerEntryView[]> {
+  const selection: { include?: object; select?: object } = queryFromInfo({
+    context,
+    info,
+    path: ["edges", "node"],
+  });
+  const wanted = selection.select ?? selection.include;
+  if (wanted === undefined || Object.keys(wanted).length === 0 || entries.length === 0) return entries;
+  const loaded = await context.prisma.ledgerEntry.findMany({
+    ...selection,
+    where: { id: { in: entries.map((entry) => entry.id) } },
+  });
+  const byId = new Map(loaded.map((row) => [row.id, row]));
+  return entries.map((entry) => {
+    const row = byId.get(entry.id);
+    assert(row !== undefined, `ledger entry ${entry.id} of a page can be loaded`);
+    return Object.assign(row, { generationStatus: entry.generationStatus });
+  });
+}
