@@ -21,10 +21,11 @@ import {
   TokenService,
 } from "./auth.ts";
 import type { Config } from "./config.ts";
+import { handleDashboard } from "./dashboard.ts";
 import { type EventBus, eventOf, InProcessEventBus, RedisEventBus } from "./events.ts";
 import { createLoaders } from "./loaders.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { Realtime } from "./realtime.ts";
+import { atExpiry, Realtime } from "./realtime.ts";
 
 /** Close code for a WebSocket whose token is missing, bad or expired. */
 export const CLOSE_UNAUTHORIZED = 4401;
@@ -72,7 +73,9 @@ export async function createApp(config: Config): Promise<App> {
     idempotencyTtlHours: config.idempotencyTtlHours,
     onCommit: (batch) => events.publish(eventOf(batch)),
   });
-  const realtime = new Realtime(db, events, log.child({ component: "realtime" }));
+  const realtime = new Realtime(db, events, log.child({ component: "realtime" }), {
+    subscriberQueueMax: config.subscriberQueueMax,
+  });
   const reaper = new Reaper(
     db,
     ledger.executor,
@@ -93,13 +96,8 @@ export async function createApp(config: Config): Promise<App> {
     logging: false,
     maskedErrors: {
       maskError(error, message) {
+        if (isDeliberateGraphQLError(error)) return error as GraphQLError;
         const original = (error as GraphQLError).originalError ?? error;
-        if (
-          original instanceof GraphQLError ||
-          (error instanceof GraphQLError && error.originalError === undefined)
-        ) {
-          return error as GraphQLError;
-        }
         const requestId = (error as GraphQLError).extensions?.requestId;
         log.error("unexpected error", { err: original, requestId, path: (error as GraphQLError).path });
         return new GraphQLError(message, {
@@ -155,6 +153,8 @@ export async function createApp(config: Config): Promise<App> {
         .end(JSON.stringify({ status: ok ? "ok" : "unavailable", checks }));
       return;
     }
+    if (await handleDashboard(req, res, { devLogin: config.databaseUrl === undefined ? tokens : null }))
+      return;
     const requestId = headerValue(req, "x-request-id") ?? randomUUID();
     res.setHeader("x-request-id", requestId);
     await yoga(req, res, { requestId });
@@ -166,23 +166,26 @@ export async function createApp(config: Config): Promise<App> {
       onConnect: async (ctx) => {
         const fromParams = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
         const header = typeof fromParams === "string" ? fromParams : ctx.extra.request.headers.authorization;
+        let principal: Principal | null;
         try {
-          const principal = await principalOf(header);
-          (ctx.extra as { principal: Principal | null }).principal = principal;
-          if (principal?.exp != null) {
-            const closeInMs = principal.exp * 1000 - Date.now();
-            const timer = setTimeout(
-              () => ctx.extra.socket.close(CLOSE_UNAUTHORIZED, "Token expired"),
-              Math.max(0, closeInMs),
-            );
-            timer.unref();
-            ctx.extra.socket.once("close", () => clearTimeout(timer));
-          }
-          return true;
+          principal = await principalOf(header);
         } catch {
           ctx.extra.socket.close(CLOSE_UNAUTHORIZED, "Unauthorized: bad or expired token");
           return false;
         }
+        // Everything a socket can do needs an account to follow, so a socket without a token is refused
+        // at connect, with the same close code as a bad one, rather than failing each subscribe later.
+        if (principal === null) {
+          ctx.extra.socket.close(CLOSE_UNAUTHORIZED, "Unauthorized: no token");
+          return false;
+        }
+        (ctx.extra as { principal: Principal | null }).principal = principal;
+        if (principal.exp !== null) {
+          const { socket } = ctx.extra;
+          const cancel = atExpiry(principal.exp, () => socket.close(CLOSE_UNAUTHORIZED, "Token expired"));
+          socket.once("close", cancel);
+        }
+        return true;
       },
       onSubscribe: async (ctx, _id, payload) => {
         const requestId = randomUUID();
@@ -265,6 +268,26 @@ export async function createApp(config: Config): Promise<App> {
       return closing;
     },
   };
+}
+
+/**
+ * Whether an error is a GraphQL error all the way down its `originalError`
+ * chain: raised on purpose (coercion, validation, auth scopes) and safe to
+ * show. Anything with another error at its root is a bug and gets masked.
+ * graphql ships a CommonJS and an ES module build; when both are loaded (a
+ * test runner or bundler resolving `module` while graphql-yoga loads `main`)
+ * their GraphQLError classes differ, so `instanceof` alone would mask every
+ * coercion error made by the other copy. The name check covers that.
+ */
+function isDeliberateGraphQLError(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; current != null && depth < 10; depth += 1) {
+    const isGraphQL =
+      current instanceof GraphQLError || (current instanceof Error && current.name === "GraphQLError");
+    if (!isGraphQL) return false;
+    current = (current as GraphQLError).originalError;
+  }
+  return current == null;
 }
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {

@@ -1,0 +1,25 @@
+/**
+ * What the dashboard asks over HTTP: documents from operations/*.graphql,
+ * sent by persisted hash. `generations` and `spending` are newer than the
+ * rest of the API; the dashboard copes with a server that lacks them.
+ */
+import {
+  BalanceDocument,
+  DashboardGenerationDocument,
+  DashboardGenerationsInProgressDocument,
+  DashboardSpendingDocument,
+  type DashboardSpendingQuery,
+  ViewerDocument,
+} from "../../src/generated/graphql/graphql.ts";
+import { persisted } from "./graphql.ts";
+
+export const viewerQuery = persisted(ViewerDocument);
+export const balanceQuery = persisted(BalanceDocument);
+export const generationQuery = persisted(DashboardGenerationDocument);
+export const generationsInProgressQuery = persisted(DashboardGenerationsInProgressDocument);
+export const spendingQuery = persisted(DashboardSpendingDocument);
+
+/** Most generations in progress the dashboard lists at once. */
+export const IN_PROGRESS_LIST_MAX = 50;
+
+export type Spending = DashboardSpendingQuery["spending"];
