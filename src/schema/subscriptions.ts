@@ -1,12 +1,13 @@
 import { GraphQLError } from "graphql";
 import type { BalanceSnapshot } from "../domain/balance.ts";
 import { Channel } from "../server/channel.ts";
+import { createLoaders } from "../server/loaders.ts";
 import {
+  atExpiry,
   CLOSE_TOO_SLOW,
   type LiveEntry,
   REPLAY_PAGE_SIZE,
   readEntries,
-  SUBSCRIBER_QUEUE_MAX,
 } from "../server/realtime.ts";
 import { BalanceRef } from "./balance.ts";
 import { builder } from "./builder.ts";
@@ -19,6 +20,12 @@ builder.subscriptionType({ authScopes: { authenticated: true } });
 
 /** The account a subscription follows, after the same visibility rule as queries. */
 async function followedAccount(context: Context, accountId: string): Promise<string> {
+  // The type's authScopes are checked when an event resolves, not at subscribe: say it here, as queries do.
+  if (context.principal === null) {
+    throw new GraphQLError("Authentication required: send Authorization: Bearer <token>", {
+      extensions: { code: "UNAUTHENTICATED" },
+    });
+  }
   const id = localId(accountId, "Account");
   if (id === null || !(await context.access.canRead(id))) {
     throw new GraphQLError("Account not found", { extensions: { code: "NOT_FOUND" } });
@@ -28,15 +35,60 @@ async function followedAccount(context: Context, accountId: string): Promise<str
   return id;
 }
 
-/** The error a too-slow subscriber ends with; over WebSocket its socket is also closed with CLOSE_TOO_SLOW. */
-function tooSlow(context: Context, resumeAfter: () => number): () => Error {
-  return () => {
-    const after = resumeAfter();
-    context.closeTransport?.(CLOSE_TOO_SLOW, `Too slow: resubscribe with afterSequence: ${after}`);
-    return new GraphQLError(`Subscriber fell too far behind; resubscribe with afterSequence: ${after}`, {
-      extensions: { code: "SLOW_CONSUMER", afterSequence: after },
-    });
+/**
+ * The bounded queue of one subscriber, ended in two ways besides the client
+ * leaving:
+ * - too slow: the queue is full; over WebSocket the socket is closed with
+ *   CLOSE_TOO_SLOW, its reason saying where to resume (`resumeAfter`);
+ * - token expiry, over SSE: the stream ends with UNAUTHENTICATED (a WebSocket
+ *   is closed with 4401 by the server itself at expiry).
+ * `stop` is called once when the channel ends, whichever way.
+ */
+function subscriberChannel<T>(
+  context: Context,
+  accountId: string,
+  resumeAfter: (channel: Channel<T>) => number,
+): { channel: Channel<T>; onEnd: (stop: () => void) => void } {
+  let stop = () => {};
+  let cancelExpiry = () => {};
+  const channel: Channel<T> = new Channel<T>(
+    context.realtime.subscriberQueueMax,
+    () => {
+      cancelExpiry();
+      stop();
+    },
+    () => {
+      const after = resumeAfter(channel);
+      context.realtime.tooSlow(accountId, after);
+      context.closeTransport?.(CLOSE_TOO_SLOW, `Too slow: resubscribe with afterSequence: ${after}`);
+      return new GraphQLError(`Subscriber fell too far behind; resubscribe with afterSequence: ${after}`, {
+        extensions: { code: "SLOW_CONSUMER", afterSequence: after },
+      });
+    },
+  );
+  const exp = context.principal?.exp ?? null;
+  if (context.closeTransport === undefined && exp !== null) {
+    cancelExpiry = atExpiry(exp, () =>
+      channel.fail(new GraphQLError("Token expired", { extensions: { code: "UNAUTHENTICATED" } })),
+    );
+  }
+  return {
+    channel,
+    onEnd: (stopListening) => {
+      stop = stopListening;
+      if (channel.closed) stopListening();
+    },
   };
+}
+
+/**
+ * A subscription's context lives as long as the subscription, but its
+ * loaders cache what they read for the life of a request: each event gets
+ * fresh ones, or a USAGE entry read at reserve would stay PENDING in every
+ * later event of the same subscription.
+ */
+function freshLoaders(context: Context): void {
+  Object.assign(context, { loaders: createLoaders(context.db) });
 }
 
 builder.subscriptionField("ledgerEntryAdded", (t) =>
@@ -47,60 +99,66 @@ builder.subscriptionField("ledgerEntryAdded", (t) =>
     args: { accountId: t.arg.id({ required: true }), afterSequence: t.arg.int() },
     subscribe: async (_root, args, context) => {
       const accountId = await followedAccount(context, args.accountId);
-      if (args.afterSequence != null && args.afterSequence < 0) {
-        throw new GraphQLError(`afterSequence must be 0 or more, got ${args.afterSequence}`, {
+      const afterSequence = args.afterSequence ?? null;
+      if (afterSequence !== null && afterSequence < 0) {
+        throw new GraphQLError(`afterSequence must be 0 or more, got ${afterSequence}`, {
           extensions: { code: "BAD_USER_INPUT" },
         });
       }
+      // The sequence of the last entry handed to the channel; every later one is delivered exactly once.
       let delivered = 0;
-      let stop = () => {};
-      const channel = new Channel<LiveEntry>(
-        SUBSCRIBER_QUEUE_MAX,
-        () => stop(),
-        tooSlow(context, () => delivered),
+      // Until the replay has caught up with the live feed, live entries are ignored: the replay reads them
+      // from the ledger itself. That keeps memory bounded however long the replay takes.
+      let live = afterSequence === null;
+      // Where this subscription started; a subscriber closed before taking anything resumes from here.
+      let startedAfter = afterSequence ?? 0;
+      const { channel, onEnd } = subscriberChannel<LiveEntry>(
+        context,
+        accountId,
+        (queue) => queue.lastConsumed?.sequence ?? startedAfter,
       );
-      // Live entries wait here while the replay runs; the seam drops what the replay already sent.
-      let buffered: LiveEntry[] | null = [];
-      const deliver = (entry: LiveEntry) => {
-        if (entry.sequence <= delivered) return;
-        delivered = entry.sequence;
-        channel.push(entry);
-      };
       const listening = await context.realtime.listen(accountId, {
-        entry: (entry) => (buffered === null ? deliver(entry) : buffered.push(entry)),
+        entry: (entry) => {
+          if (!live || entry.sequence <= delivered) return;
+          delivered = entry.sequence;
+          channel.push(entry);
+        },
       });
-      stop = listening.stop;
-      delivered = args.afterSequence ?? listening.startAfter;
-      if (args.afterSequence != null) {
-        void (async () => {
-          try {
-            for (;;) {
-              const page = await readEntries(
-                context.db,
-                accountId,
-                delivered,
-                Number.MAX_SAFE_INTEGER,
-                REPLAY_PAGE_SIZE,
-              );
-              for (const entry of page) {
-                delivered = entry.sequence;
-                await channel.pushWhenRoom(entry);
-              }
-              if (page.length < REPLAY_PAGE_SIZE || channel.closed) break;
-            }
-            const live = buffered ?? [];
-            buffered = null;
-            for (const entry of live) deliver(entry);
-          } catch (error) {
-            channel.fail(error instanceof Error ? error : new Error(String(error)));
-          }
-        })();
-      } else {
-        buffered = null;
+      onEnd(listening.stop);
+      if (afterSequence === null) {
+        // Entries the feed emitted since it added the listener are already delivered (and after startAfter).
+        delivered = Math.max(delivered, listening.startAfter);
+        startedAfter = listening.startAfter;
+        return channel;
       }
+      delivered = afterSequence;
+      const { feed } = listening;
+      void (async () => {
+        try {
+          while (!channel.closed) {
+            const page = await readEntries(context.db, accountId, delivered, null, REPLAY_PAGE_SIZE);
+            for (const entry of page) {
+              if (channel.closed) return;
+              delivered = entry.sequence;
+              await channel.pushWhenRoom(entry);
+            }
+            // The seam, with no await between check and switch: everything after `delivered` is either still
+            // to be emitted by the feed (it is not past `delivered` yet) or read by the next page.
+            if (page.length < REPLAY_PAGE_SIZE && feed.sequence <= delivered) {
+              live = true;
+              return;
+            }
+          }
+        } catch (error) {
+          channel.fail(error instanceof Error ? error : new Error(String(error)));
+        }
+      })();
       return channel;
     },
-    resolve: (entry) => entry as never,
+    resolve: (entry, _args, context) => {
+      freshLoaders(context);
+      return entry as never;
+    },
   }),
 );
 
@@ -112,16 +170,12 @@ builder.subscriptionField("balanceChanged", (t) =>
     args: { accountId: t.arg.id({ required: true }) },
     subscribe: async (_root, args, context) => {
       const accountId = await followedAccount(context, args.accountId);
-      let stop = () => {};
-      const channel = new Channel<BalanceSnapshot>(
-        SUBSCRIBER_QUEUE_MAX,
-        () => stop(),
-        tooSlow(context, () => 0),
-      );
+      // Only the newest balance waits (pushLatest), so this queue never overflows.
+      const { channel, onEnd } = subscriberChannel<BalanceSnapshot>(context, accountId, () => 0);
       const listening = await context.realtime.listen(accountId, {
         balance: (balance) => channel.pushLatest(balance, () => true),
       });
-      stop = listening.stop;
+      onEnd(listening.stop);
       return channel;
     },
     resolve: (balance) => balance,
@@ -141,22 +195,20 @@ builder.subscriptionField("generationUpdated", (t) =>
           extensions: { code: "BAD_USER_INPUT" },
         });
       }
-      let stop = () => {};
-      const channel = new Channel<string>(
-        SUBSCRIBER_QUEUE_MAX,
-        () => stop(),
-        tooSlow(context, () => 0),
-      );
+      // One waiting update per generation (pushLatest): it overflows only with that many distinct generations.
+      const { channel, onEnd } = subscriberChannel<string>(context, accountId, () => 0);
       const listening = await context.realtime.listen(accountId, {
         generations: (ids) => {
           for (const id of ids)
             if (only === null || id === only) channel.pushLatest(id, (queued) => queued === id);
         },
       });
-      stop = listening.stop;
+      onEnd(listening.stop);
       return channel;
     },
-    resolve: (query, generationId, _args, context) =>
-      context.prisma.generation.findUniqueOrThrow({ ...query, where: { id: generationId } }),
+    resolve: (query, generationId, _args, context) => {
+      freshLoaders(context);
+      return context.prisma.generation.findUniqueOrThrow({ ...query, where: { id: generationId } });
+    },
   }),
 );

@@ -1,8 +1,8 @@
 /**
  * A bounded async queue feeding one subscriber. Live events that find it full
  * end it with `overflow` (the subscriber is too slow and resumes from where it
- * was); replays wait for room instead (`pushWhenRoom`). Values marked
- * `replace` (state such as a balance) keep only the newest waiting one.
+ * was); replays wait for room instead (`pushWhenRoom`). Values pushed with
+ * `pushLatest` (state such as a balance) keep only the newest waiting one.
  */
 export class Channel<T> implements AsyncIterableIterator<T> {
   private readonly queue: T[] = [];
@@ -11,6 +11,8 @@ export class Channel<T> implements AsyncIterableIterator<T> {
   private failure: Error | null = null;
   private done = false;
   private roomWaiters: (() => void)[] = [];
+  private taken: T | undefined;
+  private consumed: T | undefined;
 
   constructor(
     private readonly sizeMax: number,
@@ -24,6 +26,7 @@ export class Channel<T> implements AsyncIterableIterator<T> {
     if (this.waiting !== null) {
       const { resolve } = this.waiting;
       this.waiting = null;
+      this.taken = value;
       resolve({ value, done: false });
       return;
     }
@@ -41,9 +44,15 @@ export class Channel<T> implements AsyncIterableIterator<T> {
     this.push(value);
   }
 
-  /** Queues a value, waiting for room first (backpressure for replays). */
+  /**
+   * Queues a value, waiting for room first (backpressure for replays). It
+   * fills at most half the queue, so live values arriving right after a
+   * replay find room and a subscriber that keeps reading is not closed as
+   * too slow just because its replay was long.
+   */
   async pushWhenRoom(value: T): Promise<void> {
-    while (!this.done && this.queue.length >= this.sizeMax) {
+    const fillMax = Math.max(1, Math.floor(this.sizeMax / 2));
+    while (!this.done && this.queue.length >= fillMax) {
       await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
     }
     this.push(value);
@@ -51,6 +60,18 @@ export class Channel<T> implements AsyncIterableIterator<T> {
 
   get closed(): boolean {
     return this.done;
+  }
+
+  /**
+   * The last value the consumer is done with: it has asked for another one
+   * since. (The value it took last may still be on its way: over graphql-ws
+   * it is being resolved and sent, and a close can overtake it.) What was
+   * queued is dropped when the channel fails, so this, not the last value
+   * pushed, is the safe point for a subscriber closed as too slow to resume
+   * from.
+   */
+  get lastConsumed(): T | undefined {
+    return this.consumed;
   }
 
   /** Ends the channel: the consumer gets `error` after what is already queued is dropped. */
@@ -81,8 +102,10 @@ export class Channel<T> implements AsyncIterableIterator<T> {
   }
 
   async next(): Promise<IteratorResult<T>> {
+    this.consumed = this.taken;
     const value = this.queue.shift();
     if (value !== undefined) {
+      this.taken = value;
       const room = this.roomWaiters.shift();
       room?.();
       return { value, done: false };

@@ -4,6 +4,8 @@
  * what came, and all of them are reported together.
  */
 
+import { SUBSCRIBER_QUEUE_MAX } from "./realtime.ts";
+
 export type PersistedOperationsMode = "optional" | "required";
 
 export interface Config {
@@ -35,6 +37,8 @@ export interface Config {
   logLevel: "debug" | "info" | "warn" | "error" | "silent";
   /** Whether clients may send documents or only persisted ids. @default "optional" */
   persistedOperations: PersistedOperationsMode;
+  /** Most events waiting for one subscriber before it is closed as too slow (4429). @default 1_000 */
+  subscriberQueueMax: number;
 }
 
 export class ConfigError extends Error {
@@ -124,6 +128,7 @@ export function loadConfig(env: Env = process.env): Config {
     graphiql: boolean("GRAPHIQL", env.NODE_ENV !== "production"),
     logLevel: oneOf("LOG_LEVEL", ["debug", "info", "warn", "error", "silent"] as const, "info"),
     persistedOperations: oneOf("PERSISTED_OPERATIONS", ["optional", "required"] as const, "optional"),
+    subscriberQueueMax: integer("SUBSCRIBER_QUEUE_MAX", SUBSCRIBER_QUEUE_MAX, 1, 1_000_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -34,6 +34,11 @@ export interface EventBus {
   readonly stats: EventStats;
   /** Whether the transport is reachable (for /readyz). */
   healthy(): Promise<boolean>;
+  /**
+   * Registers a callback for when the transport is back after an outage and
+   * every topic is subscribed again; events published meanwhile were lost.
+   */
+  onReconnect?(callback: () => void): void;
   close(): Promise<void>;
 }
 
@@ -147,6 +152,9 @@ export function channelOf(accountId: string): string {
   return `creditbook:account:${accountId}`;
 }
 
+/** At most one "publish failed" log line per this interval; the rest are counted into it. @default 1_000 // 1 second */
+export const PUBLISH_FAILURE_LOG_INTERVAL_MS = 1_000;
+
 /**
  * Redis pub/sub with two ioredis connections (a subscribed connection cannot
  * publish). We do not use @graphql-yoga/redis-event-target here: its
@@ -157,6 +165,11 @@ export class RedisEventBus extends FanOut implements EventBus {
   private readonly publisher: Redis;
   private readonly subscriber: Redis;
   private readonly subscribed = new Map<string, Promise<void>>();
+  private readonly reconnectCallbacks: (() => void)[] = [];
+  private connectedOnce = false;
+  private connected = false;
+  private failuresUnlogged = 0;
+  private failureLoggedAtMs = 0;
 
   constructor(
     url: string,
@@ -174,15 +187,62 @@ export class RedisEventBus extends FanOut implements EventBus {
     this.subscriber = new Redis(url, {
       ...options,
       enableOfflineQueue: true,
+      // We resubscribe ourselves on "ready": ioredis only restores channels whose SUBSCRIBE had
+      // succeeded, so a feed opened while Redis was down would otherwise never get live events.
+      autoResubscribe: false,
       connectionName: "creditbook-sub",
     });
+    // Connection errors are expected during an outage; ioredis reconnects and we log state changes below.
     this.publisher.on("error", () => {});
     this.subscriber.on("error", () => {});
+    this.subscriber.on("close", () => {
+      // Once per outage, not once per failed reconnect attempt.
+      if (!this.connected) return;
+      this.connected = false;
+      this.log("event bus: Redis connection lost; reconnecting");
+    });
+    this.subscriber.on("ready", () => this.onReady());
     this.subscriber.on("messageBuffer", (channel: Buffer, message: Buffer) => {
       const name = channel.toString();
       const accountId = name.slice(name.lastIndexOf(":") + 1);
-      this.deliver(accountId, decodeEvent(message.toString()));
+      let event: AccountEvent;
+      try {
+        event = decodeEvent(message.toString());
+      } catch (error) {
+        // Not ours (another publisher on the channel, or a version mismatch): the feeds resync from the ledger.
+        this.log(`event on ${name} could not be decoded: ${(error as Error).message}`);
+        return;
+      }
+      this.deliver(accountId, event);
     });
+  }
+
+  /**
+   * (Re)subscribes every topic with local listeners, on the first connect too:
+   * Redis may have been down when the server started. After an outage the
+   * reconnect callbacks run once the channels are back.
+   */
+  private onReady(): void {
+    const reconnected = this.connectedOnce;
+    this.connectedOnce = true;
+    this.connected = true;
+    const channels = [...this.listeners.keys()].map(channelOf);
+    const resubscribed =
+      channels.length === 0
+        ? Promise.resolve()
+        : this.subscriber.subscribe(...channels).then(
+            () => undefined,
+            (error: Error) => this.log(`event bus: resubscribe failed: ${error.message}`),
+          );
+    if (!reconnected) return;
+    void resubscribed.then(() => {
+      this.log(`event bus: Redis is back; resubscribed ${channels.length} channels`);
+      for (const callback of this.reconnectCallbacks) callback();
+    });
+  }
+
+  onReconnect(callback: () => void): void {
+    this.reconnectCallbacks.push(callback);
   }
 
   publish(event: AccountEvent): void {
@@ -192,9 +252,16 @@ export class RedisEventBus extends FanOut implements EventBus {
       },
       (error: Error) => {
         this.stats.publishFailed += 1;
+        this.failuresUnlogged += 1;
+        const now = Date.now();
+        if (now - this.failureLoggedAtMs < PUBLISH_FAILURE_LOG_INTERVAL_MS) return;
         this.log(
-          `event publish failed for account ${event.accountId} (sequence ${event.sequence}): ${error.message}`,
+          `event publish failed (${this.failuresUnlogged} since the last report, ${this.stats.publishFailed} in all; ` +
+            `subscribers recover from the ledger), last for account ${event.accountId} ` +
+            `sequence ${event.sequence}: ${error.message}`,
         );
+        this.failuresUnlogged = 0;
+        this.failureLoggedAtMs = now;
       },
     );
   }
@@ -202,11 +269,11 @@ export class RedisEventBus extends FanOut implements EventBus {
   subscribe(accountId: string, listener: AccountListener): () => void {
     if (this.add(accountId, listener)) {
       const channel = channelOf(accountId);
-      // ioredis resubscribes its channels by itself after a reconnect (autoResubscribe).
       this.subscribed.set(
         accountId,
         this.subscriber.subscribe(channel).then(
           () => undefined,
+          // Not fatal: the channel is subscribed again when Redis is back, and feeds resync from the ledger.
           (error: Error) => this.log(`subscribe to ${channel} failed: ${error.message}`),
         ),
       );
@@ -214,6 +281,7 @@ export class RedisEventBus extends FanOut implements EventBus {
     return () => {
       if (this.remove(accountId, listener)) {
         this.subscribed.delete(accountId);
+        // While Redis is down there is nothing to unsubscribe from; "ready" only resubscribes live topics.
         this.subscriber.unsubscribe(channelOf(accountId)).catch(() => {});
       }
     };

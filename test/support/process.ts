@@ -34,7 +34,7 @@ export async function startServerProcess(
   });
   const logs: string[] = [];
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs.join("\n")}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs.join("\n")}`)), 90_000);
     const onLine = (chunk: Buffer) => {
       for (const line of chunk.toString().split("\n")) {
         if (line.trim() === "") continue;
