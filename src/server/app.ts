@@ -23,8 +23,11 @@ import {
 import type { Config } from "./config.ts";
 import { handleDashboard } from "./dashboard.ts";
 import { type EventBus, eventOf, InProcessEventBus, RedisEventBus } from "./events.ts";
+import { limitsPlugin, observabilityPlugin, RateLimiter, REQUEST_BODY_BYTES_MAX } from "./hardening.ts";
 import { createLoaders } from "./loaders.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+import { PersistedOperations, persistedOperationsPlugin, resolveWsDocument } from "./persisted.ts";
 import { atExpiry, Realtime } from "./realtime.ts";
 
 /** Close code for a WebSocket whose token is missing, bad or expired. */
@@ -71,7 +74,10 @@ export async function createApp(config: Config): Promise<App> {
       : new RedisEventBus(config.redisUrl, (message) => log.warn(message));
   const ledger = new Ledger(db, {
     idempotencyTtlHours: config.idempotencyTtlHours,
-    onCommit: (batch) => events.publish(eventOf(batch)),
+    onCommit: (batch) => {
+      events.publish(eventOf(batch));
+      metrics.committed(batch);
+    },
   });
   const realtime = new Realtime(db, events, log.child({ component: "realtime" }), {
     subscriberQueueMax: config.subscriberQueueMax,
@@ -83,9 +89,24 @@ export async function createApp(config: Config): Promise<App> {
     log.child({ component: "reaper" }),
   );
 
+  const metrics = new Metrics({ db, events, realtime, reaper });
+  const persisted = PersistedOperations.load();
+  const limiter =
+    config.rateLimitPerSecond > 0
+      ? new RateLimiter(config.rateLimitPerSecond, config.rateLimitPerSecond * 2)
+      : null;
+
   const principalOf = async (authorization: string | null | undefined): Promise<Principal | null> => {
     const token = bearerToken(authorization);
     return token === undefined ? null : tokens.verify(token);
+  };
+  /** Whether a request may send a raw document when only persisted operations are accepted. */
+  const mayUseRawDocuments = async (request: Request): Promise<boolean> => {
+    try {
+      return (await principalOf(request.headers.get("authorization")))?.role === "admin";
+    } catch {
+      return false;
+    }
   };
 
   const yoga = createYoga<ServerContext, Context>({
@@ -94,6 +115,13 @@ export async function createApp(config: Config): Promise<App> {
     graphiql: config.graphiql ? { subscriptionsProtocol: "WS" } : false,
     landingPage: false,
     logging: false,
+    // One operation per request: batched requests are off (yoga's default), so limits apply per request.
+    batching: false,
+    plugins: [
+      limitsPlugin(),
+      persistedOperationsPlugin(persisted, config.persistedOperations, mayUseRawDocuments),
+      observabilityPlugin(log.child({ component: "graphql" }), metrics, limiter),
+    ],
     maskedErrors: {
       maskError(error, message) {
         if (isDeliberateGraphQLError(error)) return error as GraphQLError;
@@ -153,14 +181,33 @@ export async function createApp(config: Config): Promise<App> {
         .end(JSON.stringify({ status: ok ? "ok" : "unavailable", checks }));
       return;
     }
+    if (path === "/metrics") {
+      const { contentType, body } = await metrics.render();
+      res.writeHead(200, { "content-type": contentType }).end(body);
+      return;
+    }
     if (await handleDashboard(req, res, { devLogin: config.databaseUrl === undefined ? tokens : null }))
       return;
+    if (tooLarge(req)) {
+      res.writeHead(413, { "content-type": "application/json", connection: "close" }).end(
+        JSON.stringify({
+          errors: [
+            {
+              message: `Request body must be at most ${REQUEST_BODY_BYTES_MAX} bytes with a Content-Length`,
+              extensions: { code: "PAYLOAD_TOO_LARGE" },
+            },
+          ],
+        }),
+      );
+      req.resume();
+      return;
+    }
     const requestId = headerValue(req, "x-request-id") ?? randomUUID();
     res.setHeader("x-request-id", requestId);
     await yoga(req, res, { requestId });
   });
 
-  const wsServer = new WebSocketServer({ server, path: "/graphql" });
+  const wsServer = new WebSocketServer({ server, path: "/graphql", maxPayload: REQUEST_BODY_BYTES_MAX });
   useServer<Record<string, unknown>, { principal: Principal | null; request: IncomingMessage }>(
     {
       onConnect: async (ctx) => {
@@ -198,7 +245,14 @@ export async function createApp(config: Config): Promise<App> {
           requestId,
           closeTransport: (code: number, reason: string) => ctx.extra.socket.close(code, reason),
         });
-        const document = enveloped.parse(payload.query);
+        const source = resolveWsDocument(
+          persisted,
+          config.persistedOperations,
+          ctx.extra.principal?.role === "admin",
+          payload as { query?: unknown; extensions?: Record<string, unknown> | null; documentId?: unknown },
+        );
+        if (source instanceof GraphQLError) return [source];
+        const document = enveloped.parse(source);
         const errors = enveloped.validate(enveloped.schema, document);
         if (errors.length > 0) return errors;
         const args: ExecutionArgs = {
@@ -288,6 +342,19 @@ function isDeliberateGraphQLError(error: unknown): boolean {
     current = (current as GraphQLError).originalError;
   }
   return current == null;
+}
+
+/**
+ * Whether a request body is refused before it is read: over the size limit,
+ * or of unknown size (chunked) on a POST, which could otherwise grow without
+ * bound before GraphQL sees it.
+ */
+function tooLarge(req: IncomingMessage): boolean {
+  if (req.method !== "POST") return false;
+  const length = req.headers["content-length"];
+  if (length === undefined) return req.headers["transfer-encoding"] !== undefined;
+  const bytes = Number(length);
+  return !Number.isFinite(bytes) || bytes > REQUEST_BODY_BYTES_MAX;
 }
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {

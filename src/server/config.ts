@@ -37,6 +37,11 @@ export interface Config {
   logLevel: "debug" | "info" | "warn" | "error" | "silent";
   /** Whether clients may send documents or only persisted ids. @default "optional" */
   persistedOperations: PersistedOperationsMode;
+  /**
+   * Mutations per second per principal (bursts of twice that); 0 turns the limit off.
+   * @default 0 in embedded mode, 1_000 with DATABASE_URL
+   */
+  rateLimitPerSecond: number;
   /** Most events waiting for one subscriber before it is closed as too slow (4429). @default 1_000 */
   subscriberQueueMax: number;
 }
@@ -128,6 +133,7 @@ export function loadConfig(env: Env = process.env): Config {
     graphiql: boolean("GRAPHIQL", env.NODE_ENV !== "production"),
     logLevel: oneOf("LOG_LEVEL", ["debug", "info", "warn", "error", "silent"] as const, "info"),
     persistedOperations: oneOf("PERSISTED_OPERATIONS", ["optional", "required"] as const, "optional"),
+    rateLimitPerSecond: integer("RATE_LIMIT_PER_SECOND", databaseUrl === undefined ? 0 : 1_000, 0, 1_000_000),
     subscriberQueueMax: integer("SUBSCRIBER_QUEUE_MAX", SUBSCRIBER_QUEUE_MAX, 1, 1_000_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);

@@ -37,6 +37,8 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Test
     host: "127.0.0.1",
     // Many test servers share one PostgreSQL (max_connections 100): keep each pool small.
     databasePoolSizeMax: 5,
+    // Tests fire bursts of mutations from one principal; the rate limit has its own test.
+    rateLimitPerSecond: 0,
     ...overrides,
   };
   const app = await createApp(config);

@@ -28,6 +28,7 @@ export async function startServerProcess(
       HOST: "127.0.0.1",
       LOG_LEVEL: "info",
       DATABASE_POOL_SIZE: "5",
+      RATE_LIMIT_PER_SECOND: "0",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
