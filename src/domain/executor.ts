@@ -4,8 +4,8 @@ import { type BalanceSnapshot, balanceOf } from "./balance.ts";
 import { type AccountChange, Book } from "./book.ts";
 import { DomainError, IdempotencyKeyReusedError, NotFoundError } from "./errors.ts";
 import { expireDueGrants } from "./grants.ts";
-import type { GenerationStatus } from "./model.ts";
 import type { IdempotencyRequest } from "./idempotency.ts";
+import type { GenerationStatus } from "./model.ts";
 import { timeOutOverdue } from "./settle.ts";
 import { flush, type IdempotencyLookup, loadForBatch, lockAccount, type StoredIdempotency } from "./store.ts";
 
@@ -182,7 +182,6 @@ export class Executor {
     accountId: string,
     operations: readonly Operation<unknown>[],
   ): Promise<Outcome<unknown>[]> {
-    const now = this.clock();
     const background = operations.every((operation) => operation.background === true);
     const result = await this.db.transaction(
       { isolation: "READ COMMITTED", timeoutMs: this.transactionTimeoutMs },
@@ -194,6 +193,10 @@ export class Executor {
             book: null,
           };
         }
+        // The batch's moment is taken once the account is ours, not before the lock wait: a
+        // deadline or an expiry that passed while another transaction held the account has
+        // passed for this batch too, and entries get times in the order of their sequence.
+        const now = this.clock();
         const generationIds = [...new Set(operations.flatMap((operation) => operation.generationIds))];
         const keys: IdempotencyLookup[] = operations.flatMap((operation) =>
           operation.idempotency === null
@@ -235,7 +238,7 @@ export class Executor {
         this.onCommit({
           accountId,
           changes: book.changes,
-          balance: balanceOf(book.account, book.grants(), now),
+          balance: balanceOf(book.account, book.grants(), book.now),
           generationStatuses,
         });
       } catch (error) {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Book } from "./book.ts";
-import { type Credits, minCredits } from "./credits.ts";
-import { InsufficientCreditsError } from "./errors.ts";
+import { CREDITS_MAX, type Credits, minCredits } from "./credits.ts";
+import { InsufficientCreditsError, InvalidInputError } from "./errors.ts";
 import {
   ADJUSTMENT_TITLE,
   defaultGrantTitle,
@@ -20,8 +20,25 @@ export interface GrantCreditsInput {
   readonly title: string | null;
 }
 
+/**
+ * Why `amount` more credits cannot come into the account, or null when they can.
+ * Every amount the API returns must be a safe integer, the account's `total`
+ * (available + held) included; an account pushed past 2^53 − 1 could no longer
+ * show its balance.
+ */
+export function totalLimitProblem(book: Book, amount: Credits): InvalidInputError | null {
+  const total = book.account.available + book.account.held;
+  if (total + amount <= CREDITS_MAX) return null;
+  return new InvalidInputError(
+    "amount",
+    `would raise the account's total credits above 2^53 − 1 (it holds ${total}, at most ${CREDITS_MAX - total} more can be added), got ${amount}`,
+  );
+}
+
 /** Adds a grant and its GRANT entry. */
-export function grantCredits(book: Book, input: GrantCreditsInput): { grantId: string } {
+export function grantCredits(book: Book, input: GrantCreditsInput): { grantId: string } | InvalidInputError {
+  const problem = totalLimitProblem(book, input.amount);
+  if (problem !== null) return problem;
   const grant: GrantState = {
     id: randomUUID(),
     accountId: book.account.id,
@@ -60,8 +77,11 @@ export function drawOrder(book: Book): GrantState[] {
     .filter((grant) => grant.remaining > 0n && !isGrantExpired(grant, book.now))
     .sort((a, b) => {
       if (a.source !== b.source) return a.source === "SUBSCRIPTION" ? -1 : 1;
-      const byExpiry = a.source === "SUBSCRIPTION" ? time(a.expiresAt) - time(b.expiresAt) : 0;
-      if (byExpiry !== 0) return byExpiry;
+      // Compared, not subtracted: two grants without expiry would give ∞ − ∞ = NaN, which
+      // sort() takes as "equal" and so skips the oldest-first tie-break below.
+      if (a.source === "SUBSCRIPTION" && time(a.expiresAt) !== time(b.expiresAt)) {
+        return time(a.expiresAt) < time(b.expiresAt) ? -1 : 1;
+      }
       const byAge = a.createdAt.getTime() - b.createdAt.getTime();
       return byAge !== 0 ? byAge : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
     });
@@ -87,7 +107,7 @@ export interface AdjustBalanceInput {
 export function adjustBalance(
   book: Book,
   input: AdjustBalanceInput,
-): { entryId: string } | InsufficientCreditsError {
+): { entryId: string } | InsufficientCreditsError | InvalidInputError {
   if (input.amount < 0n) {
     const required = -input.amount;
     const available = drawable(book);
@@ -109,6 +129,8 @@ export function adjustBalance(
     const [entry] = transfer.finish();
     return { entryId: entryId(entry) };
   }
+  const problem = totalLimitProblem(book, input.amount);
+  if (problem !== null) return problem;
   const grant: GrantState = {
     id: randomUUID(),
     accountId: book.account.id,

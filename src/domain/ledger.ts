@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Database, Sql } from "../db/database.ts";
 import { loadBalance } from "./balance.ts";
-import type { Credits } from "./credits.ts";
+import { CREDITS_MAX, type Credits } from "./credits.ts";
 import { type DomainError, IdempotencyKeyReusedError, InvalidInputError, NotFoundError } from "./errors.ts";
 import {
   type CommittedBatch,
@@ -305,6 +305,17 @@ export class Ledger {
       metadata: c.metadata("metadata", input.metadata),
     }));
     if (checked instanceof InvalidInputError) return fail(checked);
+    // The hold is an amount the API reports (reserved, InsufficientCreditsError.required), so
+    // it must be a safe integer too, not only each factor.
+    const reserved = checked.unitCost * BigInt(checked.quantity);
+    if (reserved > CREDITS_MAX) {
+      return fail(
+        new InvalidInputError(
+          "unitCost",
+          `× quantity (${checked.quantity}) must be at most 2^53 − 1 credits, got ${reserved}`,
+        ),
+      );
+    }
     if (input.boardId != null && !(await this.boardOnAccount(input.boardId, input.accountId))) {
       return fail(new NotFoundError("Board"));
     }

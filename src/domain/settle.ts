@@ -7,6 +7,7 @@ import {
   NotFoundError,
   RefundExceedsChargeError,
 } from "./errors.ts";
+import { totalLimitProblem } from "./grants.ts";
 import {
   type GenerationState,
   generationStatusOf,
@@ -141,10 +142,11 @@ export function refundGeneration(
 
 /** The message written on items a timeout ends. */
 export function timeoutMessage(generation: GenerationState): string {
-  const minutes = Math.round((generation.deadline.getTime() - generation.createdAt.getTime()) / 60_000);
-  return minutes >= 1
-    ? `No result within ${minutes} minute${minutes === 1 ? "" : "s"}`
-    : `No result within ${Math.round((generation.deadline.getTime() - generation.createdAt.getTime()) / 1000)} seconds`;
+  const timeoutMs = generation.deadline.getTime() - generation.createdAt.getTime();
+  const minutes = Math.round(timeoutMs / 60_000);
+  if (minutes >= 1) return `No result within ${minutes} minute${minutes === 1 ? "" : "s"}`;
+  const seconds = Math.round(timeoutMs / 1000);
+  return `No result within ${seconds} second${seconds === 1 ? "" : "s"}`;
 }
 
 /**
@@ -176,11 +178,14 @@ export function timeOutOverdue(book: Book, onlyIds?: ReadonlySet<string>): strin
 export function supportRefund(
   book: Book,
   input: { generationId: string; amount: Credits; reason: RefundReason; note: string | null },
-): GenerationResult | NotFoundError | RefundExceedsChargeError {
+): GenerationResult | NotFoundError | RefundExceedsChargeError | InvalidInputError {
   const generation = find(book, input.generationId);
   if (generation instanceof NotFoundError) return generation;
   const refundable = generation.charged - generation.supportRefunded;
   if (input.amount > refundable) return new RefundExceedsChargeError(refundable, input.amount);
+  // Charged credits left the account; grants since may have filled it up to the limit.
+  const problem = totalLimitProblem(book, input.amount);
+  if (problem !== null) return problem;
   const transfer = book.begin();
   transfer.returnCharged(generation, input.amount);
   generation.supportRefunded += input.amount;

@@ -20,6 +20,8 @@ export const TIMEOUT_SECONDS_DEFAULT = 9_000;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const CONTROL = /\p{Cc}|\p{Cs}/u;
+/** With the `u` flag a surrogate pair is one code point, so only an unpaired half matches. */
+const UNPAIRED_SURROGATE = /\p{Cs}/u;
 
 /** Throw-style checks collected by `validate`. */
 export class Check {
@@ -97,6 +99,27 @@ export class Check {
     const bytes = Buffer.byteLength(JSON.stringify(value), "utf8");
     if (bytes > METADATA_BYTES_MAX) {
       throw new InvalidInputError(field, `must be at most ${METADATA_BYTES_MAX} bytes of JSON, got ${bytes}`);
+    }
+    // PostgreSQL's jsonb cannot hold U+0000 or an unpaired surrogate in any string or key: the
+    // batch's write would fail and the request end in an internal error instead of this one.
+    // Whatever the API layer checks first, the ledger checks its own input (it is called directly too).
+    const pending: unknown[] = [value];
+    while (pending.length > 0) {
+      const next = pending.pop();
+      const texts =
+        typeof next === "string"
+          ? [next]
+          : typeof next === "object" && next !== null
+            ? Object.keys(next)
+            : [];
+      if (typeof next === "object" && next !== null) pending.push(...Object.values(next));
+      for (const text of texts) {
+        if (text.includes("\u0000"))
+          throw new InvalidInputError(field, "must not contain U+0000 in a string or key");
+        if (UNPAIRED_SURROGATE.test(text)) {
+          throw new InvalidInputError(field, "must not contain an unpaired surrogate (invalid UTF-16)");
+        }
+      }
     }
     return value;
   }
