@@ -7,8 +7,12 @@ import { PrismaClient } from "./generated/client.ts";
 
 /** One SQL statement executor: a pool, a session or a transaction. */
 export interface Sql {
-  /** Runs one parameterised statement and returns its rows. BIGINT columns arrive as `bigint`. */
-  query<Row>(text: string, params?: readonly unknown[]): Promise<Row[]>;
+  /**
+   * Runs one parameterised statement and returns its rows. BIGINT columns arrive as `bigint`.
+   * A `name` makes it a prepared statement, planned once per connection: for the
+   * hot path's fixed statements only (each name must always have the same text).
+   */
+  query<Row>(text: string, params?: readonly unknown[], name?: string): Promise<Row[]>;
 }
 
 /** A connection held for several statements (migrations, advisory locks). */
@@ -85,15 +89,20 @@ export function connectPostgres(options: PostgresOptions): Database {
   });
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
 
-  const run = async <Row>(client: pg.Pool | pg.PoolClient, text: string, params?: readonly unknown[]) => {
-    const result = await client.query({ text, values: encodeParams(params), types: pgTypes });
+  const run = async <Row>(
+    client: pg.Pool | pg.PoolClient,
+    text: string,
+    params?: readonly unknown[],
+    name?: string,
+  ) => {
+    const result = await client.query({ name, text, values: encodeParams(params), types: pgTypes });
     return result.rows as Row[];
   };
 
   return {
     kind: "postgres",
     prisma,
-    query: (text, params) => run(pool, text, params),
+    query: (text, params, name) => run(pool, text, params, name),
     async transaction(txOptions, work) {
       const client = await pool.connect();
       let broken = false;
@@ -101,7 +110,7 @@ export function connectPostgres(options: PostgresOptions): Database {
         await client.query(
           `BEGIN ISOLATION LEVEL ${txOptions.isolation}; SET LOCAL statement_timeout = ${Math.trunc(txOptions.timeoutMs)}`,
         );
-        const result = await work({ query: (text, params) => run(client, text, params) });
+        const result = await work({ query: (text, params, name) => run(client, text, params, name) });
         await client.query("COMMIT");
         return result;
       } catch (error) {

@@ -5,7 +5,7 @@ import { type AccountChange, Book } from "./book.ts";
 import { DomainError, IdempotencyKeyReusedError, NotFoundError } from "./errors.ts";
 import { expireDueGrants } from "./grants.ts";
 import type { IdempotencyRequest } from "./idempotency.ts";
-import type { GenerationStatus } from "./model.ts";
+import type { GenerationState, GenerationStatus } from "./model.ts";
 import { timeOutOverdue } from "./settle.ts";
 import { flush, type IdempotencyLookup, loadForBatch, lockAccount, type StoredIdempotency } from "./store.ts";
 
@@ -33,7 +33,17 @@ export interface Operation<T> {
 export type Success<T> = Exclude<T, DomainError>;
 
 export type Outcome<T> =
-  | { readonly ok: true; readonly value: T; readonly replayed: boolean; readonly balance: BalanceSnapshot }
+  | {
+      readonly ok: true;
+      readonly value: T;
+      readonly replayed: boolean;
+      readonly balance: BalanceSnapshot;
+      /**
+       * The generation the operation touched, as committed (fresh results only):
+       * lets a mutation answer without reading it back.
+       */
+      readonly generation?: GenerationState;
+    }
   | { readonly ok: false; readonly error: DomainError };
 
 /** What one committed account transaction changed; handed to `onCommit` after COMMIT. */
@@ -293,6 +303,14 @@ export class Executor {
         expiresAt: new Date(book.now.getTime() + this.idempotencyTtlMs),
       });
     }
-    return { ok: true, value, replayed: false, balance: balanceOf(book.account, book.grants(), book.now) };
+    const generationId = (value as { generationId?: unknown } | null)?.generationId;
+    const generation = typeof generationId === "string" ? book.generation(generationId) : undefined;
+    return {
+      ok: true,
+      value,
+      replayed: false,
+      balance: balanceOf(book.account, book.grants(), book.now),
+      generation: generation === undefined ? undefined : structuredClone(generation),
+    };
   }
 }

@@ -58,6 +58,7 @@ export async function lockAccount(
     `SELECT id, kind, available, held, subscription, wallet, sequence, updated_at
        FROM account WHERE id = $1 FOR UPDATE${skipLocked ? " SKIP LOCKED" : ""}`,
     [accountId],
+    skipLocked ? "creditbook_lock_account_skip" : "creditbook_lock_account",
   );
   const row = rows[0];
   if (row === undefined) return null;
@@ -141,6 +142,8 @@ export async function loadForBatch(
       keys.map((k) => k.key),
       now,
     ],
+    // Prepared: this statement was re-planned on every batch (0.4 ms of planning each).
+    "creditbook_load_batch",
   );
   const row = rows[0];
   assert(row !== undefined, "the batch load returns one row");
@@ -362,18 +365,24 @@ const STATEMENTS: Record<string, string> = {
   boardItems: insertSql("board_item", "boardItems", BOARD_ITEM_INSERT, "ON CONFLICT DO NOTHING"),
 };
 
-const statementCache = new Map<string, string>();
+const statementCache = new Map<string, { name: string; sql: string }>();
+const STATEMENT_KEYS = Object.keys(STATEMENTS);
 
-/** One statement for any combination of changed row kinds, built once per combination. */
-function writeStatement(keys: readonly string[]): string {
+/**
+ * One statement for any combination of changed row kinds, built once per
+ * combination and prepared under a name derived from the combination.
+ */
+function writeStatement(keys: readonly string[]): { name: string; sql: string } {
   const cacheKey = keys.join(",");
-  let sql = statementCache.get(cacheKey);
-  if (sql === undefined) {
+  let statement = statementCache.get(cacheKey);
+  if (statement === undefined) {
     const ctes = keys.map((key) => `w_${key} AS (${STATEMENTS[key]} RETURNING 1)`);
-    sql = `WITH ${ctes.join(",\n")}\nSELECT ${keys.map((key) => `(SELECT count(*) FROM w_${key})::int AS "${key}"`).join(", ")}`;
-    statementCache.set(cacheKey, sql);
+    const sql = `WITH ${ctes.join(",\n")}\nSELECT ${keys.map((key) => `(SELECT count(*) FROM w_${key})::int AS "${key}"`).join(", ")}`;
+    const name = `creditbook_write_${keys.map((key) => STATEMENT_KEYS.indexOf(key).toString(36)).join("")}`;
+    statement = { name, sql };
+    statementCache.set(cacheKey, statement);
   }
-  return sql;
+  return statement;
 }
 
 function jsonReplacer(_key: string, value: unknown): unknown {
@@ -447,9 +456,12 @@ export async function flush(tx: Sql, book: Book): Promise<void> {
     book.boardItems.map((item) => ({ ...item, addedAt: book.now })),
   );
   const keys = Object.keys(payload);
-  const rows = await tx.query<Record<string, number>>(writeStatement(keys), [
-    JSON.stringify(payload, jsonReplacer),
-  ]);
+  const statement = writeStatement(keys);
+  const rows = await tx.query<Record<string, number>>(
+    statement.sql,
+    [JSON.stringify(payload, jsonReplacer)],
+    statement.name,
+  );
   const counts = rows[0];
   assert(counts !== undefined, "the write statement returns its counts");
   for (const key of keys) {

@@ -18,6 +18,7 @@ import {
   PAGE_SIZE_MAX,
   parseGenerationQuery,
 } from "../domain/history.ts";
+import type { GenerationState } from "../domain/model.ts";
 import { BalanceRef } from "./balance.ts";
 import { builder } from "./builder.ts";
 import type { Context } from "./context.ts";
@@ -83,15 +84,26 @@ builder.queryField("generation", (t) =>
   }),
 );
 
-type GenerationPayload = { generationId: string; balance: BalanceSnapshot; replayed: boolean };
+type GenerationPayload = {
+  generationId: string;
+  balance: BalanceSnapshot;
+  replayed: boolean;
+  /** The generation as its transaction committed it, when this request changed it. */
+  generation?: GenerationState | undefined;
+};
 
 function generationPayload(name: string) {
   return builder.objectRef<GenerationPayload>(name).implement({
     fields: (t) => ({
       generation: t.prismaField({
         type: GenerationRef,
+        // The committed state is in hand: no read back (relations still load when selected).
         resolve: (query, parent, _args, context) =>
-          context.prisma.generation.findUniqueOrThrow({ ...query, where: { id: parent.generationId } }),
+          parent.generation !== undefined
+            ? (parent.generation as unknown as Awaited<
+                ReturnType<typeof context.prisma.generation.findUniqueOrThrow>
+              >)
+            : context.prisma.generation.findUniqueOrThrow({ ...query, where: { id: parent.generationId } }),
       }),
       balance: t.field({ type: BalanceRef, resolve: (parent) => parent.balance }),
       replayed: t.exposeBoolean("replayed"),
@@ -183,10 +195,10 @@ builder.mutationField("reserveGeneration", (t) =>
       requirePlatform(context, "reserveGeneration");
       const accountId = inputId("accountId", input.accountId, "Account");
       const boardId = input.boardId == null ? null : inputId("boardId", input.boardId, "Board");
-      const { value, replayed, balance } = unwrap(
+      const { value, replayed, balance, generation } = unwrap(
         await context.ledger.reserveGeneration(principalOf(context), { ...input, accountId, boardId }),
       );
-      return { generationId: value.generationId, balance, replayed };
+      return { generationId: value.generationId, balance, replayed, generation };
     },
   }),
 );
@@ -202,10 +214,10 @@ builder.mutationField("settleGeneration", (t) =>
     resolve: async (_root, { input }, context) => {
       requirePlatform(context, "settleGeneration");
       const generationId = inputId("generationId", input.generationId, "Generation");
-      const { value, replayed, balance } = unwrap(
+      const { value, replayed, balance, generation } = unwrap(
         await context.ledger.settleGeneration(principalOf(context), { ...input, generationId }),
       );
-      return { generationId: value.generationId, balance, replayed };
+      return { generationId: value.generationId, balance, replayed, generation };
     },
   }),
 );
@@ -221,10 +233,10 @@ builder.mutationField("refundGeneration", (t) =>
     resolve: async (_root, { input }, context) => {
       requirePlatform(context, "refundGeneration");
       const generationId = inputId("generationId", input.generationId, "Generation");
-      const { value, replayed, balance } = unwrap(
+      const { value, replayed, balance, generation } = unwrap(
         await context.ledger.refundGeneration(principalOf(context), { ...input, generationId }),
       );
-      return { generationId: value.generationId, balance, replayed };
+      return { generationId: value.generationId, balance, replayed, generation };
     },
   }),
 );
@@ -249,10 +261,10 @@ builder.mutationField("cancelGeneration", (t) =>
           throw new ForbiddenError("Only the requester or an account owner may cancel this generation");
         }
       }
-      const { value, replayed, balance } = unwrap(
+      const { value, replayed, balance, generation } = unwrap(
         await context.ledger.cancelGeneration(principalOf(context), { ...input, generationId }),
       );
-      return { generationId: value.generationId, balance, replayed };
+      return { generationId: value.generationId, balance, replayed, generation };
     },
   }),
 );
@@ -268,10 +280,10 @@ builder.mutationField("supportRefund", (t) =>
     resolve: async (_root, { input }, context) => {
       requireAdmin(context, "supportRefund");
       const generationId = inputId("generationId", input.generationId, "Generation");
-      const { value, replayed, balance } = unwrap(
+      const { value, replayed, balance, generation } = unwrap(
         await context.ledger.supportRefund(principalOf(context), { ...input, generationId }),
       );
-      return { generationId: value.generationId, balance, replayed };
+      return { generationId: value.generationId, balance, replayed, generation };
     },
   }),
 );

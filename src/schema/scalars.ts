@@ -112,9 +112,31 @@ function literalToJson(ast: ValueNode, variables: Record<string, unknown> | null
   }
 }
 
+/** Deepest nesting of arrays and objects a JSON input may have. */
+export const JSON_DEPTH_MAX = 64;
+
+/**
+ * Refuses JSON nested deeper than JSON_DEPTH_MAX, as a coercion error. Both
+ * JavaScript's JSON.stringify and PostgreSQL's jsonb parser recurse once per
+ * level: a body of 100 KB can nest 50,000 levels, and a few thousand already
+ * overflowed a stack on the way to the database and came back as an internal
+ * error. The walk here is iterative, so the check itself cannot overflow.
+ */
+function shallowJson(value: unknown): unknown {
+  const pending: { readonly value: unknown; readonly depth: number }[] = [{ value, depth: 0 }];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if (next.value === null || typeof next.value !== "object") continue;
+    if (next.depth >= JSON_DEPTH_MAX) {
+      throw new GraphQLError(`JSON must nest at most ${JSON_DEPTH_MAX} levels of arrays and objects`);
+    }
+    for (const item of Object.values(next.value)) pending.push({ value: item, depth: next.depth + 1 });
+  }
+  return value;
+}
+
 export const JSONScalar = builder.scalarType("JSON", {
-  description: "Any JSON value.",
+  description: `Any JSON value, nested at most ${JSON_DEPTH_MAX} levels of arrays and objects.`,
   serialize: (value) => value,
-  parseValue: (value) => value,
-  parseLiteral: (ast, variables) => literalToJson(ast, variables),
+  parseValue: shallowJson,
+  parseLiteral: (ast, variables) => shallowJson(literalToJson(ast, variables)),
 });

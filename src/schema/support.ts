@@ -2,6 +2,7 @@ import { GraphQLError } from "graphql";
 import type { BalanceSnapshot } from "../domain/balance.ts";
 import { type DomainError, ForbiddenError, NotFoundError } from "../domain/errors.ts";
 import type { Outcome } from "../domain/executor.ts";
+import type { GenerationState } from "../domain/model.ts";
 import type { Context } from "./context.ts";
 
 /** Returns an outcome's value or throws its operating error for the errors plugin to turn into a union member. */
@@ -9,6 +10,7 @@ export function unwrap<T>(outcome: Outcome<T> | { ok: false; error: DomainError 
   value: T;
   replayed: boolean;
   balance: BalanceSnapshot;
+  generation?: GenerationState | undefined;
 } {
   if (!outcome.ok) throw outcome.error;
   return outcome;

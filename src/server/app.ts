@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { ExecutionArgs } from "graphql";
+import type { DocumentNode, ExecutionArgs } from "graphql";
 import { GraphQLError } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
@@ -25,7 +25,7 @@ import { handleDashboard } from "./dashboard.ts";
 import { type EventBus, eventOf, InProcessEventBus, RedisEventBus } from "./events.ts";
 import { limitsPlugin, observabilityPlugin, RateLimiter, REQUEST_BODY_BYTES_MAX } from "./hardening.ts";
 import { createLoaders } from "./loaders.ts";
-import { createLogger, type Logger } from "./log.ts";
+import { createLogger, currentRequestId, inRequest, iterateInRequest, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { PersistedOperations, persistedOperationsPlugin, resolveWsDocument } from "./persisted.ts";
 import { atExpiry, Realtime } from "./realtime.ts";
@@ -126,7 +126,8 @@ export async function createApp(config: Config): Promise<App> {
       maskError(error, message) {
         if (isDeliberateGraphQLError(error)) return error as GraphQLError;
         const original = (error as GraphQLError).originalError ?? error;
-        const requestId = (error as GraphQLError).extensions?.requestId;
+        // yoga gives maskError no context: the request id comes from the request's async scope.
+        const requestId = (error as GraphQLError).extensions?.requestId ?? currentRequestId();
         log.error("unexpected error", { err: original, requestId, path: (error as GraphQLError).path });
         return new GraphQLError(message, {
           path: (error as GraphQLError).path,
@@ -204,7 +205,7 @@ export async function createApp(config: Config): Promise<App> {
     }
     const requestId = headerValue(req, "x-request-id") ?? randomUUID();
     res.setHeader("x-request-id", requestId);
-    await yoga(req, res, { requestId });
+    await inRequest(requestId, () => yoga(req, res, { requestId }));
   });
 
   const wsServer = new WebSocketServer({ server, path: "/graphql", maxPayload: REQUEST_BODY_BYTES_MAX });
@@ -251,8 +252,18 @@ export async function createApp(config: Config): Promise<App> {
           ctx.extra.principal?.role === "admin",
           payload as { query?: unknown; extensions?: Record<string, unknown> | null; documentId?: unknown },
         );
-        if (source instanceof GraphQLError) return [source];
-        const document = enveloped.parse(source);
+        // Not `instanceof`: the error may come from the other build of graphql (see resolveWsDocument).
+        if (typeof source !== "string") return [source];
+        let document: DocumentNode;
+        try {
+          document = enveloped.parse(source);
+        } catch (error) {
+          // A syntax error or the token limit is the client's mistake: answer it as an error of this
+          // operation, as over HTTP. Thrown out of onSubscribe, graphql-ws would take it for a server
+          // fault and end the operation with an internal error.
+          if (error instanceof Error && error.name === "GraphQLError") return [error as GraphQLError];
+          throw error;
+        }
         const errors = enveloped.validate(enveloped.schema, document);
         if (errors.length > 0) return errors;
         const args: ExecutionArgs = {
@@ -265,10 +276,18 @@ export async function createApp(config: Config): Promise<App> {
         };
         return args;
       },
+      // Each operation runs in its request's scope, so a masked error logs the id the client sees.
       execute: (args) =>
-        (args.rootValue as { execute: (a: ExecutionArgs) => unknown }).execute(args) as never,
-      subscribe: (args) =>
-        (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never,
+        inRequest((args.contextValue as Context).requestId, () =>
+          (args.rootValue as { execute: (a: ExecutionArgs) => unknown }).execute(args),
+        ) as never,
+      subscribe: async (args) => {
+        const { requestId } = args.contextValue as Context;
+        const result = await inRequest(requestId, () =>
+          (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args),
+        );
+        return (isAsyncIterable(result) ? iterateInRequest(requestId, result) : result) as never;
+      },
     },
     wsServer,
   );
@@ -355,6 +374,10 @@ function tooLarge(req: IncomingMessage): boolean {
   if (length === undefined) return req.headers["transfer-encoding"] !== undefined;
   const bytes = Number(length);
   return !Number.isFinite(bytes) || bytes > REQUEST_BODY_BYTES_MAX;
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return typeof value === "object" && value !== null && Symbol.asyncIterator in value;
 }
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {

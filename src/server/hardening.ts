@@ -1,6 +1,6 @@
 import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
-import { GraphQLError, Kind, type OperationDefinitionNode } from "graphql";
-import type { Plugin } from "graphql-yoga";
+import { GraphQLError, Kind, type OperationDefinitionNode, type ValidationContext } from "graphql";
+import { createGraphQLError, type Plugin } from "graphql-yoga";
 import type { Context } from "../schema/context.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
@@ -18,14 +18,36 @@ export const DIRECTIVES_MAX = 30;
 /** Largest request body accepted, in bytes (SPEC §5: 100 KB). */
 export const REQUEST_BODY_BYTES_MAX = 100 * 1024;
 
-/** Static limits on every document, from graphql-armor; each rejection is a GraphQL validation error. */
+/**
+ * Static limits on every document, from graphql-armor; each rejection is a
+ * GraphQL validation error. By default armor throws its error out of the
+ * validation rule, which skips yoga's handling of validation errors: the
+ * client got HTTP 200, no `extensions.code`, and a message starting with
+ * "Syntax Error:" for a document that parsed fine. Reported through the
+ * validation context instead, a rejection is an ordinary validation error:
+ * HTTP 400, code GRAPHQL_VALIDATION_FAILED, a message naming the limit.
+ */
 export function limitsPlugin(): Plugin {
+  const asValidationError = {
+    propagateOnRejection: false,
+    onReject: [
+      (context: ValidationContext | null, error: GraphQLError) => {
+        // createGraphQLError: graphql-ws accepts validation errors only from its own copy of graphql.
+        const rejection = createGraphQLError(error.message.replace(/^Syntax Error: /, ""), {
+          nodes: error.nodes,
+        });
+        if (context === null) throw rejection;
+        context.reportError(rejection);
+      },
+    ],
+  };
   return EnvelopArmorPlugin({
-    maxDepth: { n: QUERY_DEPTH_MAX, ignoreIntrospection: true },
-    maxAliases: { n: ALIASES_MAX },
+    maxDepth: { n: QUERY_DEPTH_MAX, ignoreIntrospection: true, ...asValidationError },
+    maxAliases: { n: ALIASES_MAX, ...asValidationError },
+    // The token limit applies while parsing: its rejection is a parse error (GRAPHQL_PARSE_FAILED).
     maxTokens: { n: TOKENS_MAX },
-    costLimit: { maxCost: COST_MAX },
-    maxDirectives: { n: DIRECTIVES_MAX },
+    costLimit: { maxCost: COST_MAX, ...asValidationError },
+    maxDirectives: { n: DIRECTIVES_MAX, ...asValidationError },
     blockFieldSuggestion: { enabled: true },
   }) as Plugin;
 }
@@ -69,7 +91,8 @@ function operationOf(
 /**
  * Per-operation logging and metrics, and the mutation rate limit: one log
  * line per operation with request id, principal, operation name, duration and
- * outcome (never tokens or variables).
+ * outcome (never tokens or variables). A rate-limited mutation gets its line
+ * and its count too (outcome RATE_LIMITED), so refusals show in both.
  */
 export function observabilityPlugin(
   log: Logger,
@@ -80,13 +103,32 @@ export function observabilityPlugin(
     onExecute({ args, setResultAndStopExecution }) {
       const context = args.contextValue as Context;
       const operation = operationOf(args.document, args.operationName);
-      const fields =
+      // Root fields by name (the metric label) and by response key (an alias, if the client gave one).
+      const roots =
         operation?.selectionSet.selections.flatMap((selection) =>
-          selection.kind === Kind.FIELD ? [selection.name.value] : [],
+          selection.kind === Kind.FIELD
+            ? [{ name: selection.name.value, key: selection.alias?.value ?? selection.name.value }]
+            : [],
         ) ?? [];
+      const fields = roots.map((root) => root.name);
+      const started = performance.now();
+      const logOperation = (errors: number, outcome?: string) =>
+        log.info("operation", {
+          requestId: context.requestId,
+          principal: context.principal?.sub ?? null,
+          role: context.principal?.role ?? null,
+          operationName: args.operationName ?? operation?.name?.value ?? null,
+          operation: operation?.operation ?? null,
+          fields,
+          durationMs: Math.round((performance.now() - started) * 100) / 100,
+          errors,
+          ...(outcome === undefined ? {} : { outcome }),
+        });
       if (operation?.operation === "mutation" && limiter !== null && context.principal !== null) {
         if (!limiter.take(context.principal.sub)) {
           metrics.rateLimited.inc();
+          for (const field of fields) metrics.operations.inc({ field, outcome: "RATE_LIMITED" });
+          logOperation(1, "RATE_LIMITED");
           setResultAndStopExecution({
             errors: [
               new GraphQLError("Too many mutations: slow down and retry shortly (nothing was written)", {
@@ -97,7 +139,6 @@ export function observabilityPlugin(
           return;
         }
       }
-      const started = performance.now();
       return {
         onExecuteDone({ result }) {
           if (!("data" in result) && !("errors" in result)) return;
@@ -105,21 +146,15 @@ export function observabilityPlugin(
             data?: Record<string, unknown> | null;
             errors?: readonly GraphQLError[];
           };
-          for (const field of fields) {
-            const value = single.data?.[field] as { __typename?: string; code?: string } | null | undefined;
+          for (const root of roots) {
+            const value = single.data?.[root.key] as
+              | { __typename?: string; code?: string }
+              | null
+              | undefined;
             const outcome = value == null ? (single.errors?.length ? "error" : "ok") : (value.code ?? "ok");
-            metrics.operations.inc({ field, outcome });
+            metrics.operations.inc({ field: root.name, outcome });
           }
-          log.info("operation", {
-            requestId: context.requestId,
-            principal: context.principal?.sub ?? null,
-            role: context.principal?.role ?? null,
-            operationName: args.operationName ?? operation?.name?.value ?? null,
-            operation: operation?.operation ?? null,
-            fields,
-            durationMs: Math.round((performance.now() - started) * 100) / 100,
-            errors: single.errors?.length ?? 0,
-          });
+          logOperation(single.errors?.length ?? 0);
         },
       };
     },

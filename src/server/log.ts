@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { pino } from "pino";
 
 /**
@@ -45,4 +46,42 @@ export function createLogger(level: LogLevel, base: Record<string, unknown> = {}
       },
     }),
   );
+}
+
+/**
+ * The request id of the work running now: set around each HTTP request and
+ * each WebSocket operation, so code that has no context at hand (yoga's
+ * error masking) can still log the id the client was given.
+ */
+const requestScope = new AsyncLocalStorage<{ readonly requestId: string }>();
+
+/** Runs `work` (and everything it awaits) as part of the request `requestId`. */
+export function inRequest<T>(requestId: string, work: () => T): T {
+  return requestScope.run({ requestId }, work);
+}
+
+/** The id of the request the caller runs for, if any. */
+export function currentRequestId(): string | undefined {
+  return requestScope.getStore()?.requestId;
+}
+
+/**
+ * An async iterable whose steps run as part of the request `requestId`. A
+ * graphql-ws subscription is iterated by the socket's message loop, outside
+ * the scope it was started in; this keeps its events in it.
+ */
+export function iterateInRequest<T>(requestId: string, source: AsyncIterable<T>): AsyncIterableIterator<T> {
+  const iterator = source[Symbol.asyncIterator]();
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    next: () => inRequest(requestId, () => iterator.next()),
+    return: (value?: unknown) =>
+      inRequest(
+        requestId,
+        () => iterator.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined }),
+      ),
+    throw: (error?: unknown) => inRequest(requestId, () => iterator.throw?.(error) ?? Promise.reject(error)),
+  };
 }

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { usePersistedOperations } from "@graphql-yoga/plugin-persisted-operations";
-import { GraphQLError } from "graphql";
-import type { GraphQLParams, Plugin } from "graphql-yoga";
+import type { GraphQLError } from "graphql";
+import { createGraphQLError, type GraphQLParams, type Plugin } from "graphql-yoga";
 
 /** The manifest codegen writes: sha256 hash → document. */
 export const PERSISTED_MANIFEST_PATH = new URL(
@@ -82,7 +82,18 @@ export function persistedOperationsPlugin(
   });
 }
 
-/** Resolves a graphql-ws subscribe payload to a document text, by the same rules. */
+/**
+ * Resolves a graphql-ws subscribe payload to a document text, by the same rules.
+ *
+ * The errors are made with yoga's `createGraphQLError`, not `new GraphQLError`:
+ * graphql-ws accepts errors from onSubscribe only if they are `instanceof` the
+ * GraphQLError of the graphql copy *it* loaded, and graphql ships a CommonJS
+ * and an ES module build. Where this module gets the other build (vitest and
+ * bundlers resolve graphql's `module` field; Node and graphql-ws its `main`),
+ * graphql-ws took our error for a broken hook and failed the socket's
+ * operation with "Invalid return value from onSubscribe hook" instead of
+ * sending the error. Yoga's helper uses the same copy as graphql-ws.
+ */
 export function resolveWsDocument(
   store: PersistedOperations,
   mode: "optional" | "required",
@@ -93,14 +104,16 @@ export function resolveWsDocument(
   if (id !== null) {
     return (
       store.get(id) ??
-      new GraphQLError("Persisted operation not found", { extensions: { code: "PERSISTED_QUERY_NOT_FOUND" } })
+      createGraphQLError("Persisted operation not found", {
+        extensions: { code: "PERSISTED_QUERY_NOT_FOUND" },
+      })
     );
   }
   if (mode === "required" && !isAdmin) {
-    return new GraphQLError(PERSISTED_ONLY_MESSAGE, { extensions: { code: "PERSISTED_QUERY_ONLY" } });
+    return createGraphQLError(PERSISTED_ONLY_MESSAGE, { extensions: { code: "PERSISTED_QUERY_ONLY" } });
   }
   if (typeof payload.query !== "string" || payload.query.length === 0) {
-    return new GraphQLError("query must be a GraphQL document", { extensions: { code: "BAD_REQUEST" } });
+    return createGraphQLError("query must be a GraphQL document", { extensions: { code: "BAD_REQUEST" } });
   }
   return payload.query;
 }
