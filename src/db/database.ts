@@ -27,6 +27,25 @@ export interface TransactionOptions {
   readonly isolation: IsolationLevel;
   /** Upper bound for every statement of the transaction, waits for locks included. */
   readonly timeoutMs: number;
+  /**
+   * Every statement of the transaction reads or writes rows by key (the
+   * ledger's hot path). The planner cannot see how many rows a JSON parameter
+   * holds (it assumes 100), and for that many it prefers hashing whole tables
+   * to probing their primary keys; this turns hash and merge joins off so
+   * every join probes an index, and the cost stays flat as tables grow.
+   */
+  readonly keyedAccessOnly?: boolean;
+}
+
+/** The statement that opens a transaction with its options, in one round trip. */
+function beginStatement(options: TransactionOptions, begin: string): string {
+  return [
+    begin,
+    `SET LOCAL statement_timeout = ${Math.trunc(options.timeoutMs)}`,
+    ...(options.keyedAccessOnly === true
+      ? ["SET LOCAL enable_hashjoin = off", "SET LOCAL enable_mergejoin = off"]
+      : []),
+  ].join("; ");
 }
 
 export interface PoolStats {
@@ -107,9 +126,7 @@ export function connectPostgres(options: PostgresOptions): Database {
       const client = await pool.connect();
       let broken = false;
       try {
-        await client.query(
-          `BEGIN ISOLATION LEVEL ${txOptions.isolation}; SET LOCAL statement_timeout = ${Math.trunc(txOptions.timeoutMs)}`,
-        );
+        await client.query(beginStatement(txOptions, `BEGIN ISOLATION LEVEL ${txOptions.isolation}`));
         const result = await work({ query: (text, params, name) => run(client, text, params, name) });
         await client.query("COMMIT");
         return result;
@@ -180,9 +197,7 @@ export async function openEmbedded(dataDir: string | undefined): Promise<Databas
       return pglite
         .transaction(async (tx) => {
           waiting -= 1;
-          await tx.exec(
-            `SET TRANSACTION ISOLATION LEVEL ${txOptions.isolation}; SET LOCAL statement_timeout = ${Math.trunc(txOptions.timeoutMs)}`,
-          );
+          await tx.exec(beginStatement(txOptions, `SET TRANSACTION ISOLATION LEVEL ${txOptions.isolation}`));
           return work({ query: (text, params) => run(tx, text, params) });
         })
         .finally(() => {

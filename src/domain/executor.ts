@@ -194,7 +194,7 @@ export class Executor {
   ): Promise<Outcome<unknown>[]> {
     const background = operations.every((operation) => operation.background === true);
     const result = await this.db.transaction(
-      { isolation: "READ COMMITTED", timeoutMs: this.transactionTimeoutMs },
+      { isolation: "READ COMMITTED", timeoutMs: this.transactionTimeoutMs, keyedAccessOnly: true },
       async (tx) => {
         const account = await lockAccount(tx, accountId, background);
         if (account === null) {
