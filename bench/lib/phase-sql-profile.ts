@@ -50,7 +50,8 @@ export async function runSqlProfile(ctx: BenchContext, record: PhaseRecorder): P
   });
   const db: Database = {
     ...ctx.db,
-    transaction: (options, work) => ctx.db.transaction(options, (tx) => work(timed(tx))),
+    transaction: (options, work) =>
+      ctx.db.transaction(options, (tx, preludeRows) => work(timed(tx), preludeRows)),
   };
   const ledger = new Ledger(db);
   for (const phase of ["warm-up", "measured"] as const) {

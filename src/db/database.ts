@@ -35,6 +35,12 @@ export interface TransactionOptions {
    * every join probes an index, and the cost stays flat as tables grow.
    */
   readonly keyedAccessOnly?: boolean;
+  /**
+   * A statement without parameters run first in the transaction, sent with
+   * BEGIN in the same round trip where the driver allows it (the hot path
+   * locks its account row this way); its rows are handed to the work.
+   */
+  readonly prelude?: string;
 }
 
 /** The statement that opens a transaction with its options, in one round trip. */
@@ -65,7 +71,10 @@ export interface PoolStats {
 export interface Database extends Sql {
   readonly kind: "postgres" | "embedded";
   readonly prisma: PrismaClient;
-  transaction<T>(options: TransactionOptions, work: (tx: Sql) => Promise<T>): Promise<T>;
+  transaction<T>(
+    options: TransactionOptions,
+    work: (tx: Sql, preludeRows: unknown[]) => Promise<T>,
+  ): Promise<T>;
   withSession<T>(work: (session: Session) => Promise<T>): Promise<T>;
   poolStats(): PoolStats;
   close(): Promise<void>;
@@ -126,8 +135,21 @@ export function connectPostgres(options: PostgresOptions): Database {
       const client = await pool.connect();
       let broken = false;
       try {
-        await client.query(beginStatement(txOptions, `BEGIN ISOLATION LEVEL ${txOptions.isolation}`));
-        const result = await work({ query: (text, params, name) => run(client, text, params, name) });
+        const begin = beginStatement(txOptions, `BEGIN ISOLATION LEVEL ${txOptions.isolation}`);
+        let preludeRows: unknown[] = [];
+        if (txOptions.prelude === undefined) await client.query(begin);
+        else {
+          // One simple-protocol message with several statements: one result per statement.
+          const results = (await client.query({
+            text: `${begin}; ${txOptions.prelude}`,
+            types: pgTypes,
+          })) as unknown as pg.QueryResult[];
+          preludeRows = results.at(-1)?.rows ?? [];
+        }
+        const result = await work(
+          { query: (text, params, name) => run(client, text, params, name) },
+          preludeRows,
+        );
         await client.query("COMMIT");
         return result;
       } catch (error) {
@@ -198,7 +220,9 @@ export async function openEmbedded(dataDir: string | undefined): Promise<Databas
         .transaction(async (tx) => {
           waiting -= 1;
           await tx.exec(beginStatement(txOptions, `SET TRANSACTION ISOLATION LEVEL ${txOptions.isolation}`));
-          return work({ query: (text, params) => run(tx, text, params) });
+          const sql: Sql = { query: (text, params) => run(tx, text, params) };
+          const preludeRows = txOptions.prelude === undefined ? [] : await sql.query(txOptions.prelude);
+          return work(sql, preludeRows);
         })
         .finally(() => {
           waiting = Math.max(0, waiting);

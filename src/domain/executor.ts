@@ -7,7 +7,14 @@ import { expireDueGrants } from "./grants.ts";
 import type { IdempotencyRequest } from "./idempotency.ts";
 import type { GenerationState, GenerationStatus } from "./model.ts";
 import { timeOutOverdue } from "./settle.ts";
-import { flush, type IdempotencyLookup, loadForBatch, lockAccount, type StoredIdempotency } from "./store.ts";
+import {
+  flush,
+  type IdempotencyLookup,
+  loadForBatch,
+  lockAccountStatement,
+  lockedAccount,
+  type StoredIdempotency,
+} from "./store.ts";
 
 /** One money operation on one account, run inside a locked account transaction. */
 export interface Operation<T> {
@@ -194,9 +201,14 @@ export class Executor {
   ): Promise<Outcome<unknown>[]> {
     const background = operations.every((operation) => operation.background === true);
     const result = await this.db.transaction(
-      { isolation: "READ COMMITTED", timeoutMs: this.transactionTimeoutMs, keyedAccessOnly: true },
-      async (tx) => {
-        const account = await lockAccount(tx, accountId, background);
+      {
+        isolation: "READ COMMITTED",
+        timeoutMs: this.transactionTimeoutMs,
+        keyedAccessOnly: true,
+        prelude: lockAccountStatement(accountId, background),
+      },
+      async (tx, lockRows) => {
+        const account = lockedAccount(lockRows);
         if (account === null) {
           return {
             outcomes: operations.map(() => ({ ok: false as const, error: new NotFoundError("Account") })),

@@ -45,35 +45,6 @@ interface AccountRow {
   updated_at: Date;
 }
 
-/**
- * Locks the account row for the rest of the transaction; null when there is no
- * such account, or, with `skipLocked`, when another transaction holds it.
- */
-export async function lockAccount(
-  tx: Sql,
-  accountId: string,
-  skipLocked = false,
-): Promise<AccountState | null> {
-  const rows = await tx.query<AccountRow>(
-    `SELECT id, kind, available, held, subscription, wallet, sequence, updated_at
-       FROM account WHERE id = $1 FOR UPDATE${skipLocked ? " SKIP LOCKED" : ""}`,
-    [accountId],
-    skipLocked ? "creditbook_lock_account_skip" : "creditbook_lock_account",
-  );
-  const row = rows[0];
-  if (row === undefined) return null;
-  return {
-    id: row.id,
-    kind: row.kind,
-    available: row.available,
-    held: row.held,
-    subscription: row.subscription,
-    wallet: row.wallet,
-    sequence: row.sequence,
-    updatedAt: row.updated_at,
-  };
-}
-
 type Json<T> = {
   [K in keyof T]: T[K] extends bigint
     ? string
@@ -91,6 +62,40 @@ interface LoadedRow {
     draws: Json<DrawState>[];
   })[];
   records: StoredIdempotency[];
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * The statement that locks an account row for the rest of the transaction.
+ * It has no parameters so it can travel with BEGIN in one round trip (see
+ * TransactionOptions.prelude): the id is checked to be a lowercase uuid before
+ * it is written into the text. With `skipLocked`, a row another transaction
+ * holds is skipped (background work).
+ */
+export function lockAccountStatement(accountId: string, skipLocked = false): string {
+  assert(
+    UUID.test(accountId),
+    `account id ${JSON.stringify(accountId)} is a lowercase uuid before it is locked`,
+  );
+  return `SELECT id, kind, available, held, subscription, wallet, sequence, updated_at
+       FROM account WHERE id = '${accountId}' FOR UPDATE${skipLocked ? " SKIP LOCKED" : ""}`;
+}
+
+/** The locked account from the rows of `lockAccountStatement`; null when there was none (or it was skipped). */
+export function lockedAccount(rows: readonly unknown[]): AccountState | null {
+  const row = rows[0] as AccountRow | undefined;
+  if (row === undefined) return null;
+  return {
+    id: row.id,
+    kind: row.kind,
+    available: row.available,
+    held: row.held,
+    subscription: row.subscription,
+    wallet: row.wallet,
+    sequence: row.sequence,
+    updatedAt: row.updated_at,
+  };
 }
 
 /**
