@@ -1,5 +1,7 @@
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AddAccountMemberDocument, LedgerAuditDocument } from "../src/generated/graphql/graphql.ts";
+import { sourceOf } from "./support/documents.ts";
 import { TEST_SECRET } from "./support/env.ts";
 import { createAccount, grant } from "./support/fixtures.ts";
 import { dataOf, startServer, type TestServer, unique } from "./support/harness.ts";
@@ -12,13 +14,8 @@ const ACCOUNT = `query($id: ID!) {
   node(id: $id) { id ... on Account { name } }
 }`;
 
-const ADD_MEMBER = `mutation($input: AddAccountMemberInput!) {
-  addAccountMember(input: $input) {
-    __typename
-    ... on AddAccountMemberSuccess { account { id members { userId role } } }
-    ... on Error { code message }
-  }
-}`;
+/** Generated from operations/*.graphql; it selects exactly the fields the assertions compare. */
+const ADD_MEMBER = sourceOf(AddAccountMemberDocument);
 
 const RESERVE = `mutation($input: ReserveGenerationInput!) {
   reserveGeneration(input: $input) {
@@ -60,7 +57,8 @@ const SETTLE = `mutation($input: SettleGenerationInput!) {
   }
 }`;
 
-const AUDIT = `query($accountId: ID) { ledgerAudit(accountId: $accountId) { ok accountsChecked problems } }`;
+/** Generated from operations/admin.graphql (ok, accountsChecked, problems). */
+const AUDIT = sourceOf(LedgerAuditDocument);
 
 describe("authentication and roles (SPEC §3)", () => {
   let server: TestServer;

@@ -1,9 +1,16 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  CreateAccountDocument,
+  type CreateAccountInput,
+  GrantCreditsDocument,
+  type GrantCreditsInput,
+} from "../src/generated/graphql/graphql.ts";
 import { localId } from "../src/schema/ids.ts";
+import { expectTypename, gqlData } from "./support/documents.ts";
 import { testDatabaseUrl } from "./support/env.ts";
-import { CREATE_ACCOUNT, createAccount, GRANT } from "./support/fixtures.ts";
-import { dataOf, startServer, type TestServer, unique } from "./support/harness.ts";
+import { createAccount } from "./support/fixtures.ts";
+import { startServer, type TestServer, unique } from "./support/harness.ts";
 
 /** What the database holds for one account: counted from the rows, not from the API. */
 interface Written {
@@ -43,7 +50,7 @@ describe("grantCredits and createAccount idempotency (SPEC §5)", () => {
     return { grants: row.grants, entries: sequences.length, sequences, available: row.available };
   }
 
-  const grantInput = (accountId: string, key: string, amount = 100) => ({
+  const grantInput = (accountId: string, key: string, amount = 100): GrantCreditsInput => ({
     idempotencyKey: key,
     accountId,
     source: "WALLET",
@@ -51,18 +58,28 @@ describe("grantCredits and createAccount idempotency (SPEC §5)", () => {
     reference: "order-1",
   });
 
-  async function grantCredits(token: string, input: Record<string, unknown>) {
-    return dataOf(await server.gql(token, GRANT, { input })).grantCredits;
+  /** The result union of a grant: success or an operating error. */
+  async function grantCredits(token: string, input: GrantCreditsInput) {
+    return (await gqlData(server, token, GrantCreditsDocument, { input })).grantCredits;
+  }
+
+  /** A grant that must succeed (narrows the union for the assertions on its fields). */
+  async function granted(token: string, input: GrantCreditsInput) {
+    return expectTypename(await grantCredits(token, input), "GrantCreditsSuccess");
+  }
+
+  async function createAccountWith(token: string, input: CreateAccountInput) {
+    return (await gqlData(server, token, CreateAccountDocument, { input })).createAccount;
   }
 
   it("replays the stored answer with replayed: true and writes once", async () => {
     const account = await createAccount(server, service);
     const key = unique("grant");
-    const first = await grantCredits(service, grantInput(account.id, key));
+    const first = await granted(service, grantInput(account.id, key));
     expect(first).toMatchObject({ __typename: "GrantCreditsSuccess", replayed: false });
     expect(first.balance).toMatchObject({ available: 100, sequence: 1 });
 
-    const again = await grantCredits(service, grantInput(account.id, key));
+    const again = await granted(service, grantInput(account.id, key));
     expect(again).toMatchObject({ __typename: "GrantCreditsSuccess", replayed: true });
     expect(again.grant.id).toBe(first.grant.id);
     expect(again.balance).toMatchObject({ available: 100, sequence: 1 });
@@ -78,7 +95,7 @@ describe("grantCredits and createAccount idempotency (SPEC §5)", () => {
   it("replays even after the account moved on", async () => {
     const account = await createAccount(server, service);
     const key = unique("grant");
-    const first = await grantCredits(service, grantInput(account.id, key, 40));
+    const first = await granted(service, grantInput(account.id, key, 40));
     await grantCredits(service, grantInput(account.id, unique("grant"), 60));
     const replay = await grantCredits(service, grantInput(account.id, key, 40));
     expect(replay).toMatchObject({ replayed: true, grant: { id: first.grant.id, amount: 40 } });
@@ -96,8 +113,8 @@ describe("grantCredits and createAccount idempotency (SPEC §5)", () => {
       { ...grantInput(account.id, key), source: "SUBSCRIPTION", expiresAt: "2099-01-01T00:00:00Z" },
       { ...grantInput(account.id, key), reference: "order-2" },
       { ...grantInput(account.id, key), title: "Bonus" },
-    ]) {
-      const refused = await grantCredits(service, changed);
+    ] satisfies GrantCreditsInput[]) {
+      const refused = expectTypename(await grantCredits(service, changed), "IdempotencyKeyReusedError");
       expect(refused).toMatchObject({
         __typename: "IdempotencyKeyReusedError",
         code: "IDEMPOTENCY_KEY_REUSED",
@@ -116,11 +133,9 @@ describe("grantCredits and createAccount idempotency (SPEC §5)", () => {
   it("runs 20 concurrent duplicates once: one replayed: false, 19 replayed: true", async () => {
     const account = await createAccount(server, service);
     const input = grantInput(account.id, unique("grant"), 250);
-    const results = await Promise.all(
-      Array.from({ length: 20 }, () => server.gql(service, GRANT, { input })),
-    );
-    const answers = results.map((response) => dataOf(response).grantCredits);
-    expect(answers.map((answer) => answer.__typename)).toEqual(Array(20).fill("GrantCreditsSuccess"));
+    const results = await Promise.all(Array.from({ length: 20 }, () => grantCredits(service, input)));
+    expect(results.map((answer) => answer.__typename)).toEqual(Array(20).fill("GrantCreditsSuccess"));
+    const answers = results.map((answer) => expectTypename(answer, "GrantCreditsSuccess"));
     expect(answers.filter((answer) => answer.replayed === false)).toHaveLength(1);
     expect(answers.filter((answer) => answer.replayed === true)).toHaveLength(19);
     expect(new Set(answers.map((answer) => answer.grant.id)).size).toBe(1);
@@ -134,12 +149,16 @@ describe("grantCredits and createAccount idempotency (SPEC §5)", () => {
     try {
       const account = await createAccount(server, service);
       const input = grantInput(account.id, unique("grant"), 75);
-      const answers = (
-        await Promise.all(
-          Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? server : other).gql(service, GRANT, { input })),
-        )
-      ).map((response) => dataOf(response).grantCredits);
-      expect(answers.map((answer) => answer.__typename)).toEqual(Array(20).fill("GrantCreditsSuccess"));
+      const results = await Promise.all(
+        Array.from(
+          { length: 20 },
+          async (_, i) =>
+            (await gqlData(i % 2 === 0 ? server : other, service, GrantCreditsDocument, { input }))
+              .grantCredits,
+        ),
+      );
+      expect(results.map((answer) => answer.__typename)).toEqual(Array(20).fill("GrantCreditsSuccess"));
+      const answers = results.map((answer) => expectTypename(answer, "GrantCreditsSuccess"));
       expect(answers.filter((answer) => answer.replayed === false)).toHaveLength(1);
       expect(new Set(answers.map((answer) => answer.grant.id)).size).toBe(1);
       expect(await written(account.id)).toEqual({ grants: 1, entries: 1, sequences: [1], available: "75" });
@@ -152,8 +171,8 @@ describe("grantCredits and createAccount idempotency (SPEC §5)", () => {
     const account = await createAccount(server, service);
     const key = unique("grant");
     const other = await server.token(unique("svc-other"), "service");
-    const first = await grantCredits(service, grantInput(account.id, key));
-    const second = await grantCredits(other, grantInput(account.id, key));
+    const first = await granted(service, grantInput(account.id, key));
+    const second = await granted(other, grantInput(account.id, key));
     expect(second).toMatchObject({ __typename: "GrantCreditsSuccess", replayed: false });
     expect(second.grant.id).not.toBe(first.grant.id);
     expect(second.balance).toMatchObject({ available: 200, sequence: 2 });
@@ -171,18 +190,22 @@ describe("grantCredits and createAccount idempotency (SPEC §5)", () => {
 
   it("scopes keys by mutation: a createAccount key does not collide with a grant key", async () => {
     const key = unique("shared");
-    const created = dataOf(
-      await server.gql(service, CREATE_ACCOUNT, {
-        input: { idempotencyKey: key, kind: "PERSONAL", name: "Shared key", ownerId: unique("user") },
+    const created = expectTypename(
+      await createAccountWith(service, {
+        idempotencyKey: key,
+        kind: "PERSONAL",
+        name: "Shared key",
+        ownerId: unique("user"),
       }),
-    ).createAccount;
+      "CreateAccountSuccess",
+    );
     expect(created).toMatchObject({ __typename: "CreateAccountSuccess", replayed: false });
     const granted = await grantCredits(service, grantInput(created.account.id, key));
     expect(granted).toMatchObject({ __typename: "GrantCreditsSuccess", replayed: false });
   });
 
   describe("createAccount", () => {
-    const createInput = (key: string, ownerId: string, name = "Studio") => ({
+    const createInput = (key: string, ownerId: string, name = "Studio"): CreateAccountInput => ({
       idempotencyKey: key,
       kind: "WORKSPACE",
       name,
@@ -200,18 +223,15 @@ describe("grantCredits and createAccount idempotency (SPEC §5)", () => {
     it("replays with the same account, and refuses a changed request", async () => {
       const owner = unique("owner");
       const key = unique("acct");
-      const first = dataOf(
-        await server.gql(service, CREATE_ACCOUNT, { input: createInput(key, owner) }),
-      ).createAccount;
+      const first = expectTypename(
+        await createAccountWith(service, createInput(key, owner)),
+        "CreateAccountSuccess",
+      );
       expect(first).toMatchObject({ __typename: "CreateAccountSuccess", replayed: false });
-      const again = dataOf(
-        await server.gql(service, CREATE_ACCOUNT, { input: createInput(key, owner) }),
-      ).createAccount;
+      const again = await createAccountWith(service, createInput(key, owner));
       expect(again).toMatchObject({ replayed: true, account: { id: first.account.id, name: "Studio" } });
 
-      const renamed = dataOf(
-        await server.gql(service, CREATE_ACCOUNT, { input: createInput(key, owner, "Other name") }),
-      ).createAccount;
+      const renamed = await createAccountWith(service, createInput(key, owner, "Other name"));
       expect(renamed).toMatchObject({
         __typename: "IdempotencyKeyReusedError",
         code: "IDEMPOTENCY_KEY_REUSED",
@@ -222,10 +242,9 @@ describe("grantCredits and createAccount idempotency (SPEC §5)", () => {
     it("creates one account for 20 concurrent duplicates", async () => {
       const owner = unique("owner");
       const input = createInput(unique("acct"), owner);
-      const answers = (
-        await Promise.all(Array.from({ length: 20 }, () => server.gql(service, CREATE_ACCOUNT, { input })))
-      ).map((response) => dataOf(response).createAccount);
-      expect(answers.map((answer) => answer.__typename)).toEqual(Array(20).fill("CreateAccountSuccess"));
+      const results = await Promise.all(Array.from({ length: 20 }, () => createAccountWith(service, input)));
+      expect(results.map((answer) => answer.__typename)).toEqual(Array(20).fill("CreateAccountSuccess"));
+      const answers = results.map((answer) => expectTypename(answer, "CreateAccountSuccess"));
       expect(answers.filter((answer) => answer.replayed === false)).toHaveLength(1);
       expect(new Set(answers.map((answer) => answer.account.id)).size).toBe(1);
       expect(await accountsOwnedBy(owner)).toBe(1);
@@ -235,8 +254,8 @@ describe("grantCredits and createAccount idempotency (SPEC §5)", () => {
       const owner = unique("owner");
       const input = createInput(unique("acct"), owner);
       const other = await server.token(unique("svc-other"), "service");
-      const first = dataOf(await server.gql(service, CREATE_ACCOUNT, { input })).createAccount;
-      const second = dataOf(await server.gql(other, CREATE_ACCOUNT, { input })).createAccount;
+      const first = expectTypename(await createAccountWith(service, input), "CreateAccountSuccess");
+      const second = expectTypename(await createAccountWith(other, input), "CreateAccountSuccess");
       expect(second).toMatchObject({ __typename: "CreateAccountSuccess", replayed: false });
       expect(second.account.id).not.toBe(first.account.id);
       expect(await accountsOwnedBy(owner)).toBe(2);

@@ -1,11 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createAccount, GRANT } from "./support/fixtures.ts";
+import { BalanceDocument, GrantCreditsDocument } from "../src/generated/graphql/graphql.ts";
+import { gqlData, sourceOf } from "./support/documents.ts";
+import { createAccount } from "./support/fixtures.ts";
 import { dataOf, type GraphQLResponse, startServer, type TestServer, unique } from "./support/harness.ts";
 
 const MAX_SAFE = "9007199254740991"; // 2^53 − 1
 const TOO_BIG = "9007199254740992"; // 2^53
 
+/** Reads the wire text of exactly these fields, in this order (the assertions compare it). */
 const BALANCE = `query($id: ID!) { balance(accountId: $id) { available wallet sequence } }`;
+
+/**
+ * The grantCredits document as text: these tests write values into requests
+ * by hand (raw JSON numbers, wrong types), which the typed helper would not let through.
+ */
+const GRANT = sourceOf(GrantCreditsDocument);
 
 describe("scalars: Credits and DateTime (SPEC §4, §5)", () => {
   let server: TestServer;
@@ -47,7 +56,9 @@ describe("scalars: Credits and DateTime (SPEC §4, §5)", () => {
   }
 
   async function sequenceOf(accountId: string): Promise<number> {
-    return dataOf(await server.gql(service, BALANCE, { id: accountId })).balance.sequence;
+    const { balance } = await gqlData(server, service, BalanceDocument, { accountId });
+    if (balance === null) throw new Error(`no balance for ${accountId}`);
+    return balance.sequence;
   }
 
   /** Expects a GraphQL error (no execution, no data) whose message matches. */

@@ -12,6 +12,8 @@ export const STRING_LENGTH_MAX = 200;
 export const KEY_LENGTH_MAX = 200;
 /** Largest metadata document, in bytes of its JSON. */
 export const METADATA_BYTES_MAX = 8 * 1024;
+/** Deepest nesting of arrays and objects in metadata (as the JSON scalar allows). */
+export const METADATA_DEPTH_MAX = 64;
 export const QUANTITY_MAX = 100;
 /** Longest a generation may run before the reaper times it out. @default 86_400 // 24 hours */
 export const TIMEOUT_SECONDS_MAX = 86_400;
@@ -96,6 +98,19 @@ export class Check {
 
   metadata(field: string, value: unknown): unknown {
     if (value === null || value === undefined) return null;
+    // Depth first, without recursion: JSON.stringify of a very deep value would overflow the stack.
+    const levels: [unknown, number][] = [[value, 1]];
+    while (levels.length > 0) {
+      const [next, depth] = levels.pop() as [unknown, number];
+      if (typeof next !== "object" || next === null) continue;
+      if (depth > METADATA_DEPTH_MAX) {
+        throw new InvalidInputError(
+          field,
+          `must nest at most ${METADATA_DEPTH_MAX} levels of arrays and objects`,
+        );
+      }
+      for (const child of Object.values(next)) levels.push([child, depth + 1]);
+    }
     const bytes = Buffer.byteLength(JSON.stringify(value), "utf8");
     if (bytes > METADATA_BYTES_MAX) {
       throw new InvalidInputError(field, `must be at most ${METADATA_BYTES_MAX} bytes of JSON, got ${bytes}`);

@@ -1,39 +1,16 @@
 import { expect } from "vitest";
+import {
+  LedgerPageDocument,
+  RefundGenerationDocument,
+  type RefundReason,
+  ReserveGenerationDocument,
+  SettleGenerationDocument,
+  SupportRefundDocument,
+} from "../../src/generated/graphql/graphql.ts";
+import { expectTypename, gqlData, gqlDoc, sourceOf } from "../support/documents.ts";
 import { dataOf, type GraphQLResponse, type TestServer, unique } from "../support/harness.ts";
 
 /** Helpers of the history tests: money moved through the real API, pages read to the end. */
-
-const RESERVE = `mutation($input: ReserveGenerationInput!) {
-  reserveGeneration(input: $input) {
-    __typename
-    ... on ReserveGenerationSuccess { generation { id } balance { available held } }
-    ... on Error { code message }
-  }
-}`;
-
-const SETTLE = `mutation($input: SettleGenerationInput!) {
-  settleGeneration(input: $input) {
-    __typename
-    ... on SettleGenerationSuccess { generation { id status } balance { available held } }
-    ... on Error { code message }
-  }
-}`;
-
-const REFUND = `mutation($input: RefundGenerationInput!) {
-  refundGeneration(input: $input) {
-    __typename
-    ... on RefundGenerationSuccess { generation { id status } }
-    ... on Error { code message }
-  }
-}`;
-
-const SUPPORT_REFUND = `mutation($input: SupportRefundInput!) {
-  supportRefund(input: $input) {
-    __typename
-    ... on SupportRefundSuccess { generation { id refunded } }
-    ... on Error { code message }
-  }
-}`;
 
 export interface ReserveOptions {
   readonly feature?: string;
@@ -49,21 +26,17 @@ export async function reserve(
   accountId: string,
   options: ReserveOptions = {},
 ): Promise<string> {
-  const data = dataOf(
-    await server.gql(service, RESERVE, {
-      input: {
-        idempotencyKey: unique("reserve"),
-        accountId,
-        feature: options.feature ?? "Quick Video",
-        unitCost: options.unitCost ?? 10,
-        quantity: options.quantity ?? 1,
-        boardId: options.boardId,
-      },
-    }),
-  );
-  if (data.reserveGeneration.__typename !== "ReserveGenerationSuccess")
-    throw new Error(JSON.stringify(data.reserveGeneration));
-  return data.reserveGeneration.generation.id;
+  const data = await gqlData(server, service, ReserveGenerationDocument, {
+    input: {
+      idempotencyKey: unique("reserve"),
+      accountId,
+      feature: options.feature ?? "Quick Video",
+      unitCost: options.unitCost ?? 10,
+      quantity: options.quantity ?? 1,
+      boardId: options.boardId,
+    },
+  });
+  return expectTypename(data.reserveGeneration, "ReserveGenerationSuccess").generation.id;
 }
 
 /** One item outcome of a settle (index from 0). */
@@ -71,7 +44,7 @@ export interface ItemOutcome {
   readonly index: number;
   readonly succeeded: boolean;
   readonly cost?: number;
-  readonly reason?: string;
+  readonly reason?: RefundReason;
   readonly message?: string;
 }
 
@@ -82,12 +55,14 @@ export async function settle(
   generationId: string,
   items?: readonly ItemOutcome[],
 ): Promise<string> {
-  const data = dataOf(
-    await server.gql(service, SETTLE, { input: { idempotencyKey: unique("settle"), generationId, items } }),
-  );
-  if (data.settleGeneration.__typename !== "SettleGenerationSuccess")
-    throw new Error(JSON.stringify(data.settleGeneration));
-  return data.settleGeneration.generation.status;
+  const data = await gqlData(server, service, SettleGenerationDocument, {
+    input: {
+      idempotencyKey: unique("settle"),
+      generationId,
+      items: items === undefined ? undefined : [...items],
+    },
+  });
+  return expectTypename(data.settleGeneration, "SettleGenerationSuccess").generation.status;
 }
 
 /** Refunds every unfinished item of a generation. */
@@ -95,16 +70,13 @@ export async function refund(
   server: TestServer,
   service: string,
   generationId: string,
-  reason = "PROVIDER_ERROR",
+  reason: RefundReason = "PROVIDER_ERROR",
   message?: string,
 ): Promise<void> {
-  const data = dataOf(
-    await server.gql(service, REFUND, {
-      input: { idempotencyKey: unique("refund"), generationId, reason, message },
-    }),
-  );
-  if (data.refundGeneration.__typename !== "RefundGenerationSuccess")
-    throw new Error(JSON.stringify(data.refundGeneration));
+  const data = await gqlData(server, service, RefundGenerationDocument, {
+    input: { idempotencyKey: unique("refund"), generationId, reason, message },
+  });
+  expectTypename(data.refundGeneration, "RefundGenerationSuccess");
 }
 
 /** A support refund (admin token) of part of what a generation was charged. */
@@ -114,13 +86,10 @@ export async function supportRefund(
   generationId: string,
   amount: number,
 ): Promise<void> {
-  const data = dataOf(
-    await server.gql(admin, SUPPORT_REFUND, {
-      input: { idempotencyKey: unique("support"), generationId, amount, reason: "BILLING_ERROR" },
-    }),
-  );
-  if (data.supportRefund.__typename !== "SupportRefundSuccess")
-    throw new Error(JSON.stringify(data.supportRefund));
+  const data = await gqlData(server, admin, SupportRefundDocument, {
+    input: { idempotencyKey: unique("support"), generationId, amount, reason: "BILLING_ERROR" },
+  });
+  expectTypename(data.supportRefund, "SupportRefundSuccess");
 }
 
 /** Runs `work` over `items`, at most `parallel` at a time, keeping the order of results. */
@@ -156,12 +125,8 @@ export interface EntryNode {
   generation: { id: string; feature: string; status: string } | null;
 }
 
-export const LEDGER_PAGE = `query($accountId: ID!, $filter: LedgerFilter, $first: Int, $after: String) {
-  ledger(accountId: $accountId, filter: $filter, first: $first, after: $after) {
-    edges { cursor node { ${ENTRY_FIELDS} } }
-    ${PAGE_INFO}
-  }
-}`;
+/** The ledger page document (operations/history.graphql): ENTRY_FIELDS and PAGE_INFO, as text. */
+export const LEDGER_PAGE = sourceOf(LedgerPageDocument);
 
 interface Connection<Node> {
   edges: { cursor: string; node: Node }[];
@@ -208,7 +173,7 @@ export function readLedger(
   first = 100,
 ): Promise<EntryNode[]> {
   return readAll<EntryNode>(
-    (after) => server.gql(token, LEDGER_PAGE, { accountId, filter, first, after }),
+    (after) => gqlDoc(server, token, LedgerPageDocument, { accountId, filter, first, after }),
     "ledger",
     first,
   );

@@ -1,5 +1,12 @@
-import { dataOf, type TestServer, unique } from "./harness.ts";
+import { CreateAccountDocument, GrantCreditsDocument } from "../../src/generated/graphql/graphql.ts";
+import { expectTypename, gqlData } from "./documents.ts";
+import { type TestServer, unique } from "./harness.ts";
 
+/**
+ * The createAccount mutation as text, for tests that send it through their own
+ * client (test/billing/ops.ts, test/embedded.test.ts). New tests use
+ * `CreateAccountDocument` with `gqlDoc` instead.
+ */
 export const CREATE_ACCOUNT = `mutation($input: CreateAccountInput!) {
   createAccount(input: $input) {
     __typename
@@ -8,6 +15,10 @@ export const CREATE_ACCOUNT = `mutation($input: CreateAccountInput!) {
   }
 }`;
 
+/**
+ * The grantCredits mutation as text, for tests that send it through their own
+ * client or as a raw body. New tests use `GrantCreditsDocument` with `gqlDoc`.
+ */
 export const GRANT = `mutation($input: GrantCreditsInput!) {
   grantCredits(input: $input) {
     __typename
@@ -24,22 +35,19 @@ export async function createAccount(
   options: { ownerId?: string; kind?: "PERSONAL" | "WORKSPACE"; name?: string } = {},
 ): Promise<{ id: string; ownerId: string }> {
   const ownerId = options.ownerId ?? unique("user");
-  const data = dataOf(
-    await server.gql(serviceToken, CREATE_ACCOUNT, {
-      input: {
-        idempotencyKey: unique("acct"),
-        kind: options.kind ?? "PERSONAL",
-        name: options.name ?? "Test account",
-        ownerId,
-      },
-    }),
-  );
-  if (data.createAccount.__typename !== "CreateAccountSuccess")
-    throw new Error(JSON.stringify(data.createAccount));
-  return { id: data.createAccount.account.id, ownerId };
+  const data = await gqlData(server, serviceToken, CreateAccountDocument, {
+    input: {
+      idempotencyKey: unique("acct"),
+      kind: options.kind ?? "PERSONAL",
+      name: options.name ?? "Test account",
+      ownerId,
+    },
+  });
+  const created = expectTypename(data.createAccount, "CreateAccountSuccess");
+  return { id: created.account.id, ownerId };
 }
 
-/** Grants credits through the API. */
+/** Grants credits through the API; returns the success (grant and balance after). */
 export async function grant(
   server: TestServer,
   serviceToken: string,
@@ -47,18 +55,14 @@ export async function grant(
   amount: number,
   options: { source?: "SUBSCRIPTION" | "WALLET"; expiresAt?: string; key?: string } = {},
 ) {
-  const data = dataOf(
-    await server.gql(serviceToken, GRANT, {
-      input: {
-        idempotencyKey: options.key ?? unique("grant"),
-        accountId,
-        source: options.source ?? "WALLET",
-        amount,
-        expiresAt: options.expiresAt,
-      },
-    }),
-  );
-  if (data.grantCredits.__typename !== "GrantCreditsSuccess")
-    throw new Error(JSON.stringify(data.grantCredits));
-  return data.grantCredits;
+  const data = await gqlData(server, serviceToken, GrantCreditsDocument, {
+    input: {
+      idempotencyKey: options.key ?? unique("grant"),
+      accountId,
+      source: options.source ?? "WALLET",
+      amount,
+      expiresAt: options.expiresAt,
+    },
+  });
+  return expectTypename(data.grantCredits, "GrantCreditsSuccess");
 }
