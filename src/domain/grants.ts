@@ -37,6 +37,9 @@ export function totalLimitProblem(book: Book, amount: Credits): InvalidInputErro
 
 /** Adds a grant and its GRANT entry. */
 export function grantCredits(book: Book, input: GrantCreditsInput): { grantId: string } | InvalidInputError {
+  if (input.expiresAt !== null && input.expiresAt.getTime() <= book.now.getTime()) {
+    return new InvalidInputError("expiresAt", `must be in the future, got ${input.expiresAt.toISOString()}`);
+  }
   const problem = totalLimitProblem(book, input.amount);
   if (problem !== null) return problem;
   const grant: GrantState = {

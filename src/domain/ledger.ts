@@ -241,11 +241,12 @@ export class Ledger {
   }
 
   async grantCredits(principal: Principal, input: GrantInput): Promise<Result<{ grantId: string }>> {
-    const now = this.clock();
     const checked = validate((c) => ({
       key: c.idempotencyKey("idempotencyKey", input.idempotencyKey),
       amount: c.positiveCredits("amount", input.amount),
-      expiresAt: input.expiresAt == null ? null : c.futureDate("expiresAt", input.expiresAt, now),
+      // Whether it is still in the future is decided in the transaction, after the
+      // idempotency check: a retry of a stored grant is answered even once it has expired.
+      expiresAt: input.expiresAt == null ? null : c.validDate("expiresAt", input.expiresAt),
       reference: c.optionalText("reference", input.reference),
       title: c.optionalText("title", input.title),
     }));

@@ -88,11 +88,8 @@ export class Check {
     return value.toLowerCase();
   }
 
-  futureDate(field: string, value: Date, now: Date): Date {
+  validDate(field: string, value: Date): Date {
     if (Number.isNaN(value.getTime())) throw new InvalidInputError(field, "must be a valid date");
-    if (value.getTime() <= now.getTime()) {
-      throw new InvalidInputError(field, `must be in the future, got ${value.toISOString()}`);
-    }
     return value;
   }
 

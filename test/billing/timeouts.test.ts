@@ -156,7 +156,8 @@ describe.concurrent("timeouts without a reaper", () => {
 
   it("a settle that waits for the account past the deadline finds the items timed out", async () => {
     const accountId = await billing.account(100);
-    const reserved = await billing.reserveOk(accountId, { unitCost: 10, timeoutSeconds: 1 });
+    // A few seconds of margin so a busy machine still gets the lock in place before the deadline.
+    const reserved = await billing.reserveOk(accountId, { unitCost: 10, timeoutSeconds: 3 });
     const deadline = new Date(reserved.deadline).getTime();
     // Another transaction (another instance, say) holds the account row across the deadline.
     const released = holdAccountLock(accountId, deadline + 400 - Date.now());
