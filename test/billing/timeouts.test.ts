@@ -12,14 +12,25 @@ import {
 } from "./ops.ts";
 
 /**
- * Locks an account's row in a transaction of its own for `ms` milliseconds, as a
- * transaction of another instance would; resolves when it has let go.
+ * Locks an account's row in a transaction of its own until `untilMs` (epoch
+ * ms), as a transaction of another instance would. Resolves `held` once the
+ * lock is taken (so the test never races the lock on a busy machine) and
+ * `released` when it has let go.
  */
-async function holdAccountLock(accountGlobalId: string, ms: number): Promise<void> {
-  await sql().transaction({ isolation: "READ COMMITTED", timeoutMs: 30_000 }, async (tx) => {
-    await tx.query("SELECT id FROM account WHERE id = $1 FOR UPDATE", [localIdOf(accountGlobalId)]);
-    await sleep(Math.max(ms, 0));
+async function holdAccountLock(
+  accountGlobalId: string,
+  untilMs: number,
+): Promise<{ held: Promise<void>; released: Promise<void> }> {
+  let markHeld: () => void = () => {};
+  const held = new Promise<void>((resolve) => {
+    markHeld = resolve;
   });
+  const released = sql().transaction({ isolation: "READ COMMITTED", timeoutMs: 30_000 }, async (tx) => {
+    await tx.query("SELECT id FROM account WHERE id = $1 FOR UPDATE", [localIdOf(accountGlobalId)]);
+    markHeld();
+    await sleep(Math.max(untilMs - Date.now(), 0));
+  });
+  return { held, released };
 }
 
 describe.concurrent("timeouts (reaper every 100 ms)", () => {
@@ -160,8 +171,8 @@ describe.concurrent("timeouts without a reaper", () => {
     const reserved = await billing.reserveOk(accountId, { unitCost: 10, timeoutSeconds: 3 });
     const deadline = new Date(reserved.deadline).getTime();
     // Another transaction (another instance, say) holds the account row across the deadline.
-    const released = holdAccountLock(accountId, deadline + 400 - Date.now());
-    await sleep(100);
+    const { held, released } = await holdAccountLock(accountId, deadline + 400);
+    await held;
     const settled = await billing.settle(reserved.id);
     await released;
     expect(settled).toMatchObject({
@@ -177,8 +188,8 @@ describe.concurrent("timeouts without a reaper", () => {
     const accountId = await billing.account(10);
     const expiresAt = new Date(Date.now() + 3_000);
     await billing.grant(accountId, 10, { source: "SUBSCRIPTION", expiresAt: expiresAt.toISOString() });
-    const released = holdAccountLock(accountId, expiresAt.getTime() + 400 - Date.now());
-    await sleep(100);
+    const { held, released } = await holdAccountLock(accountId, expiresAt.getTime() + 400);
+    await held;
     const reserved = await billing.reserve(accountId, { unitCost: 10 });
     await released;
     expect(reserved.__typename).toBe("ReserveGenerationSuccess");
