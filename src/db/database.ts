@@ -115,6 +115,14 @@ export function connectPostgres(options: PostgresOptions): Database {
   pool.on("error", (error) => {
     process.emitWarning(`PostgreSQL idle connection error: ${error.message}`);
   });
+  // A connection that breaks while checked out (PostgreSQL restarted mid-transaction) emits
+  // 'error' on the client itself: without a listener that is an uncaught exception that ends
+  // the process. The query in flight fails on its own and the transaction is released broken.
+  pool.on("connect", (client) => {
+    client.on("error", (error) => {
+      process.emitWarning(`PostgreSQL connection error: ${error.message}`);
+    });
+  });
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
 
   const run = async <Row>(
