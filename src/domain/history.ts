@@ -458,6 +458,49 @@ interface EntryRow {
   generation_status: GenerationStatus | null;
 }
 
+function entryView(row: EntryRow): LedgerEntryView {
+  return {
+    id: row.id,
+    accountId: row.account_id,
+    sequence: row.sequence,
+    type: row.type,
+    amount: row.amount,
+    balanceBefore: row.balance_before,
+    balanceAfter: row.balance_after,
+    title: row.title,
+    reason: row.reason,
+    message: row.message,
+    generationId: row.generation_id,
+    grantId: row.grant_id,
+    transferId: row.transfer_id,
+    createdAt: row.created_at,
+    generationStatus: row.generation_status,
+  };
+}
+
+/**
+ * Entries of an account with sequence in (after, upTo], oldest first, at most
+ * `limit`; `upTo` null means "up to the newest". (`sequence` is a 32-bit
+ * column, so "no bound" cannot be passed as a large number.) Used by live
+ * feeds to replay and to fill gaps.
+ */
+export async function entriesAfter(
+  sql: Sql,
+  accountId: string,
+  after: number,
+  upTo: number | null,
+  limit: number,
+): Promise<LedgerEntryView[]> {
+  const rows = await sql.query<EntryRow>(
+    `SELECT e.*, g.status AS generation_status
+       FROM ledger_entry e LEFT JOIN generation g ON g.id = e.generation_id
+      WHERE e.account_id = $1 AND e.sequence > $2 AND ($3::int IS NULL OR e.sequence <= $3::int)
+      ORDER BY e.sequence LIMIT $4`,
+    [accountId, after, upTo, limit],
+  );
+  return rows.map(entryView);
+}
+
 /** One page of an account's ledger, newest first, in one statement. */
 export async function ledgerPage(
   sql: Sql,
@@ -467,23 +510,7 @@ export async function ledgerPage(
   const statement = ledgerPageStatement(accountId, query);
   const rows = await sql.query<EntryRow>(statement.text, statement.params);
   return {
-    rows: rows.slice(0, query.first).map((row) => ({
-      id: row.id,
-      accountId: row.account_id,
-      sequence: row.sequence,
-      type: row.type,
-      amount: row.amount,
-      balanceBefore: row.balance_before,
-      balanceAfter: row.balance_after,
-      title: row.title,
-      reason: row.reason,
-      message: row.message,
-      generationId: row.generation_id,
-      grantId: row.grant_id,
-      transferId: row.transfer_id,
-      createdAt: row.created_at,
-      generationStatus: row.generation_status,
-    })),
+    rows: rows.slice(0, query.first).map(entryView),
     hasNextPage: rows.length > query.first,
   };
 }

@@ -1,14 +1,9 @@
 import { GraphQLError } from "graphql";
 import type { BalanceSnapshot } from "../domain/balance.ts";
+import { entriesAfter } from "../domain/history.ts";
 import { Channel } from "../server/channel.ts";
 import { createLoaders } from "../server/loaders.ts";
-import {
-  atExpiry,
-  CLOSE_TOO_SLOW,
-  type LiveEntry,
-  REPLAY_PAGE_SIZE,
-  readEntries,
-} from "../server/realtime.ts";
+import { atExpiry, CLOSE_TOO_SLOW, type LiveEntry, REPLAY_PAGE_SIZE } from "../server/realtime.ts";
 import { BalanceRef } from "./balance.ts";
 import { builder } from "./builder.ts";
 import type { Context } from "./context.ts";
@@ -136,7 +131,7 @@ builder.subscriptionField("ledgerEntryAdded", (t) =>
       void (async () => {
         try {
           while (!channel.closed) {
-            const page = await readEntries(context.db, accountId, delivered, null, REPLAY_PAGE_SIZE);
+            const page = await entriesAfter(context.db, accountId, delivered, null, REPLAY_PAGE_SIZE);
             for (const entry of page) {
               if (channel.closed) return;
               delivered = entry.sequence;

@@ -1,12 +1,12 @@
 import type { Database } from "../db/database.ts";
 import type { BalanceSnapshot } from "../domain/balance.ts";
 import { loadBalance } from "../domain/balance.ts";
-import type { GenerationStatus, LedgerEntryRecord } from "../domain/model.ts";
+import { entriesAfter, type LedgerEntryView } from "../domain/history.ts";
 import type { AccountEvent, EventBus } from "./events.ts";
 import type { Logger } from "./log.ts";
 
 /** A ledger entry as subscribers receive it: with its generation's status, for the derived entry status. */
-export type LiveEntry = LedgerEntryRecord & { readonly generationStatus: GenerationStatus | null };
+export type LiveEntry = LedgerEntryView;
 
 /** WebSocket close code for a subscriber that fell too far behind; it resumes with `afterSequence`. */
 export const CLOSE_TOO_SLOW = 4429;
@@ -46,62 +46,6 @@ interface FeedListener {
   entry?(entry: LiveEntry): void;
   balance?(balance: BalanceSnapshot): void;
   generations?(ids: readonly string[]): void;
-}
-
-interface EntryRow {
-  id: string;
-  account_id: string;
-  sequence: number;
-  type: LedgerEntryRecord["type"];
-  amount: bigint;
-  balance_before: bigint;
-  balance_after: bigint;
-  title: string;
-  reason: LedgerEntryRecord["reason"];
-  message: string | null;
-  generation_id: string | null;
-  grant_id: string | null;
-  transfer_id: string;
-  created_at: Date;
-  generation_status: GenerationStatus | null;
-}
-
-/**
- * Entries of an account with sequence in (after, upTo], in order, at most
- * `limit`; `upTo` null means "up to the newest". (`sequence` is a 32-bit
- * column, so "no bound" cannot be passed as a large number.)
- */
-export async function readEntries(
-  db: Database,
-  accountId: string,
-  after: number,
-  upTo: number | null,
-  limit: number,
-): Promise<LiveEntry[]> {
-  const rows = await db.query<EntryRow>(
-    `SELECT e.*, g.status AS generation_status
-       FROM ledger_entry e LEFT JOIN generation g ON g.id = e.generation_id
-      WHERE e.account_id = $1 AND e.sequence > $2 AND ($3::int IS NULL OR e.sequence <= $3::int)
-      ORDER BY e.sequence LIMIT $4`,
-    [accountId, after, upTo, limit],
-  );
-  return rows.map((row) => ({
-    id: row.id,
-    accountId: row.account_id,
-    sequence: row.sequence,
-    type: row.type,
-    amount: row.amount,
-    balanceBefore: row.balance_before,
-    balanceAfter: row.balance_after,
-    title: row.title,
-    reason: row.reason,
-    message: row.message,
-    generationId: row.generation_id,
-    grantId: row.grant_id,
-    transferId: row.transfer_id,
-    createdAt: row.created_at,
-    generationStatus: row.generation_status,
-  }));
 }
 
 /**
@@ -222,7 +166,7 @@ export class AccountFeed {
   private async catchUp(upTo: number): Promise<void> {
     const generationIds = new Set<string>();
     while (this.sequence < upTo) {
-      const entries = await readEntries(this.db, this.accountId, this.sequence, upTo, REPLAY_PAGE_SIZE);
+      const entries = await entriesAfter(this.db, this.accountId, this.sequence, upTo, REPLAY_PAGE_SIZE);
       const before = this.sequence;
       for (const entry of entries) {
         if (entry.sequence !== this.sequence + 1) break;

@@ -1,7 +1,6 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TEST_SECRET, testDatabaseUrl } from "../support/env.ts";
 import { unique } from "../support/harness.ts";
+import { type ServerProcess, startServerProcess } from "../support/process.ts";
 import {
   auditAccount,
   Billing,
@@ -16,73 +15,13 @@ import {
   waitFor,
 } from "./ops.ts";
 
-interface Instance {
-  readonly child: ChildProcess;
-  readonly url: string;
-  readonly logs: string[];
+/** A server process of this test: reaper every 100 ms, pool sized like the in-process servers. */
+function spawnInstance(env: Record<string, string>): Promise<ServerProcess> {
+  return startServerProcess({ REAPER_INTERVAL_MS: "100", DATABASE_POOL_SIZE: String(POOL_SIZE_MAX), ...env });
 }
 
-const ROOT = new URL("../..", import.meta.url).pathname;
-
-/** Starts `npx tsx src/server/main.ts` as its own process group and waits for its "listening" line. */
-async function spawnInstance(env: Record<string, string>): Promise<Instance> {
-  const child = spawn("npx", ["tsx", "src/server/main.ts"], {
-    cwd: ROOT,
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-    env: {
-      ...process.env,
-      DATABASE_URL: testDatabaseUrl(),
-      AUTH_JWT_SECRET: TEST_SECRET,
-      PORT: "0",
-      HOST: "127.0.0.1",
-      REAPER_INTERVAL_MS: "100",
-      DATABASE_POOL_SIZE: String(POOL_SIZE_MAX),
-      // The creator's bursts come from one principal; the rate limit has tests of its own.
-      RATE_LIMIT_PER_SECOND: "0",
-      LOG_LEVEL: "info",
-      ...env,
-    },
-  });
-  const logs: string[] = [];
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`no "listening" line in 30 s:\n${logs.join("\n")}`)),
-      30_000,
-    );
-    const onData = (chunk: Buffer) => {
-      for (const line of chunk.toString().split("\n")) {
-        if (line.trim() === "") continue;
-        logs.push(line);
-        try {
-          const parsed = JSON.parse(line) as { msg?: string; url?: string };
-          if (parsed.msg === "listening" && parsed.url !== undefined) {
-            clearTimeout(timer);
-            resolve(parsed.url);
-          }
-        } catch {
-          // npm warnings and other non-JSON lines stay in `logs` for diagnostics.
-        }
-      }
-    };
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`instance exited with ${code} before listening:\n${logs.join("\n")}`));
-    });
-  });
-  return { child, url, logs };
-}
-
-/** Stops an instance we spawned: SIGTERM to its process group (npx → node), then waits for exit. */
-async function stopInstance(instance: Instance | undefined): Promise<void> {
-  const pid = instance?.child.pid;
-  if (instance === undefined || pid === undefined || instance.child.exitCode !== null) return;
-  const exited = new Promise<void>((resolve) => instance.child.once("exit", () => resolve()));
-  process.kill(-pid, "SIGTERM");
-  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
-  if (instance.child.exitCode === null) process.kill(-pid, "SIGKILL");
+async function stopInstance(instance: ServerProcess | undefined): Promise<void> {
+  await instance?.stop();
 }
 
 async function post(
@@ -103,8 +42,8 @@ async function post(
 
 describe("two server instances as separate processes", () => {
   let creator: Billing;
-  let first: Instance | undefined;
-  let second: Instance | undefined;
+  let first: ServerProcess | undefined;
+  let second: ServerProcess | undefined;
   beforeAll(async () => {
     // The creator only writes through the API; the two processes do all the reaping.
     creator = await Billing.start({ reaperEnabled: false }, { slim: true });
