@@ -12,6 +12,8 @@ export const STRING_LENGTH_MAX = 200;
 export const KEY_LENGTH_MAX = 200;
 /** Largest metadata document, in bytes of its JSON. */
 export const METADATA_BYTES_MAX = 8 * 1024;
+/** The latest instant a date input may name. */
+export const DATE_MAX = new Date("9999-12-31T23:59:59.999Z");
 /** Deepest nesting of arrays and objects in metadata (as the JSON scalar allows). */
 export const METADATA_DEPTH_MAX = 64;
 export const QUANTITY_MAX = 100;
@@ -90,6 +92,14 @@ export class Check {
 
   validDate(field: string, value: Date): Date {
     if (Number.isNaN(value.getTime())) throw new InvalidInputError(field, "must be a valid date");
+    // An instant past year 9999 (e.g. 9999-12-31T23:59:59-23:59) has no four-digit ISO form:
+    // it could not be stored or sent back as the DateTime it came in as.
+    if (value.getTime() > DATE_MAX.getTime()) {
+      throw new InvalidInputError(
+        field,
+        `must be at most ${DATE_MAX.toISOString()}, got ${value.toISOString()}`,
+      );
+    }
     return value;
   }
 
