@@ -9,10 +9,9 @@ import type { GenerationState, GenerationStatus } from "./model.ts";
 import { timeOutOverdue } from "./settle.ts";
 import {
   flush,
-  type IdempotencyLookup,
   loadForBatch,
-  lockAccountStatement,
-  lockedAccount,
+  lockAccountsStatement,
+  lockedAccounts,
   type StoredIdempotency,
 } from "./store.ts";
 
@@ -63,15 +62,23 @@ export interface CommittedBatch {
 }
 
 export interface ExecutorOptions {
-  /** Upper bound of one account transaction, lock waits included. @default 10_000 // 10 seconds */
+  /** Upper bound of one ledger transaction, lock waits included. @default 10_000 // 10 seconds */
   readonly transactionTimeoutMs?: number;
-  /** Most operations one account transaction takes from the queue. @default 256 */
+  /** Most operations one transaction takes from the queues, over all its accounts. @default 256 */
   readonly batchSizeMax?: number;
+  /** Most accounts one transaction locks. @default 64 */
+  readonly batchAccountsMax?: number;
+  /**
+   * Ledger transactions this process runs at once. Fewer lanes mean bigger
+   * batches (more operations per commit) under load; a lone operation still
+   * starts at once when a lane is free. @default 4
+   */
+  readonly lanes?: number;
   /** Attempts for transient failures (serialization, deadlock, key race). @default 4 */
   readonly attemptsMax?: number;
   readonly idempotencyTtlHours?: number;
   readonly clock?: () => Date;
-  /** Called after every commit that changed something; never inside the transaction. */
+  /** Called after every commit that changed something, once per changed account; never inside the transaction. */
   readonly onCommit?: (batch: CommittedBatch) => void;
 }
 
@@ -79,6 +86,12 @@ interface Pending {
   readonly operation: Operation<unknown>;
   readonly resolve: (outcome: Outcome<unknown>) => void;
   readonly reject: (error: unknown) => void;
+}
+
+/** The operations of one account that one transaction takes. */
+interface AccountBatch {
+  readonly accountId: string;
+  readonly pending: readonly Pending[];
 }
 
 /** PostgreSQL errors that mean "try the same transaction again". */
@@ -89,23 +102,39 @@ function isTransient(error: unknown): boolean {
   return typeof code === "string" && TRANSIENT_CODES.has(code);
 }
 
+/** Whether every operation of an account's batch is background work (it skips a locked account). */
+function isBackground(pending: readonly Pending[]): boolean {
+  return pending.every((p) => p.operation.background === true);
+}
+
 /**
- * Runs money operations with group commit. Operations on one account queue
- * in this process; whatever queued while the account's previous transaction
- * ran goes into the next one: one lock, one load, one write and one commit for
- * the whole batch, each operation still all-or-nothing in its outcome. Across
- * processes the account row lock serialises batches. If a batch fails, its
- * operations are retried one by one so one bad operation cannot fail others.
+ * Runs money operations with group commit, as high-throughput ledgers batch.
+ * Operations queue per account in this process. A free lane takes the queued
+ * operations of up to `batchAccountsMax` accounts that no other lane holds
+ * and runs them as one transaction: one round trip to begin and lock the
+ * accounts (in id order), one load, one write, one commit for the whole
+ * batch, each operation still all-or-nothing in its outcome and each account
+ * still applying its operations in arrival order. Across processes the
+ * account row locks serialise transactions. If a transaction fails, its
+ * accounts are retried one by one, then their operations one by one, so one
+ * bad operation cannot fail others.
  */
 export class Executor {
+  /** Operations waiting, per account, in arrival order. */
   private readonly queues = new Map<string, Pending[]>();
+  /** Accounts with waiting operations that no running transaction holds, oldest first. */
+  private readonly ready = new Set<string>();
+  /** Accounts a running transaction holds. */
+  private readonly busy = new Set<string>();
   private readonly transactionTimeoutMs: number;
   private readonly batchSizeMax: number;
+  private readonly batchAccountsMax: number;
+  private readonly lanes: number;
   private readonly attemptsMax: number;
   private readonly idempotencyTtlMs: number;
   private readonly clock: () => Date;
   private readonly onCommit: (batch: CommittedBatch) => void;
-  private inFlight = 0;
+  private running = 0;
   private idle: (() => void)[] = [];
 
   constructor(
@@ -114,6 +143,12 @@ export class Executor {
   ) {
     this.transactionTimeoutMs = options.transactionTimeoutMs ?? 10_000;
     this.batchSizeMax = options.batchSizeMax ?? 256;
+    this.batchAccountsMax = options.batchAccountsMax ?? 64;
+    this.lanes = options.lanes ?? 4;
+    assert(
+      this.lanes >= 1 && this.batchSizeMax >= 1 && this.batchAccountsMax >= 1,
+      "executor bounds are positive",
+    );
     this.attemptsMax = options.attemptsMax ?? 4;
     this.idempotencyTtlMs = (options.idempotencyTtlHours ?? 24) * 3_600_000;
     this.clock = options.clock ?? (() => new Date());
@@ -128,59 +163,98 @@ export class Executor {
         resolve: resolve as unknown as (outcome: Outcome<unknown>) => void,
         reject,
       };
-      const queue = this.queues.get(operation.accountId);
-      if (queue !== undefined) {
-        queue.push(pending);
-        return;
-      }
-      this.queues.set(operation.accountId, [pending]);
-      this.inFlight += 1;
-      void this.drain(operation.accountId);
+      const { accountId } = operation;
+      const queue = this.queues.get(accountId);
+      if (queue === undefined) this.queues.set(accountId, [pending]);
+      else queue.push(pending);
+      if (!this.busy.has(accountId)) this.ready.add(accountId);
+      this.pump();
     });
   }
 
   /** Resolves when no operation is queued or running (graceful shutdown). */
   async drained(): Promise<void> {
-    if (this.inFlight === 0) return;
+    if (this.running === 0 && this.queues.size === 0) return;
     await new Promise<void>((resolve) => this.idle.push(resolve));
   }
 
-  private async drain(accountId: string): Promise<void> {
-    try {
-      for (;;) {
-        const queue = this.queues.get(accountId);
-        assert(queue !== undefined, "a draining account has a queue");
-        if (queue.length === 0) break;
-        const batch = queue.splice(0, this.batchSizeMax);
-        await this.runBatch(accountId, batch);
-      }
-    } finally {
-      this.queues.delete(accountId);
-      this.inFlight -= 1;
-      if (this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve();
+  /** Starts transactions on free lanes while accounts are ready. */
+  private pump(): void {
+    while (this.running < this.lanes && this.ready.size > 0) {
+      const batch = this.take();
+      this.running += 1;
+      void this.runBatch(batch).finally(() => this.release(batch));
     }
   }
 
-  private async runBatch(accountId: string, batch: Pending[]): Promise<void> {
+  /**
+   * The next transaction's work: ready accounts in the order they became
+   * ready, within the batch bounds, all foreground or all background (a
+   * background transaction skips accounts others hold). Foreground work goes
+   * first: a reaper storm must not queue users' operations behind it.
+   */
+  private take(): AccountBatch[] {
+    let background = true;
+    for (const accountId of this.ready) {
+      if (!isBackground(this.queues.get(accountId) ?? [])) {
+        background = false;
+        break;
+      }
+    }
+    const batch: AccountBatch[] = [];
+    let operations = 0;
+    for (const accountId of this.ready) {
+      if (batch.length >= this.batchAccountsMax || operations >= this.batchSizeMax) break;
+      const queue = this.queues.get(accountId);
+      assert(queue !== undefined && queue.length > 0, "a ready account has queued operations");
+      const taken = queue.slice(0, this.batchSizeMax - operations);
+      if (isBackground(taken) !== background) continue;
+      queue.splice(0, taken.length);
+      if (queue.length === 0) this.queues.delete(accountId);
+      this.ready.delete(accountId);
+      this.busy.add(accountId);
+      batch.push({ accountId, pending: taken });
+      operations += taken.length;
+    }
+    assert(batch.length > 0, "a free lane takes at least one account");
+    return batch;
+  }
+
+  private release(batch: readonly AccountBatch[]): void {
+    this.running -= 1;
+    for (const { accountId } of batch) {
+      this.busy.delete(accountId);
+      if (this.queues.has(accountId)) this.ready.add(accountId);
+    }
+    this.pump();
+    if (this.running === 0 && this.queues.size === 0) for (const resolve of this.idle.splice(0)) resolve();
+  }
+
+  private async runBatch(batch: readonly AccountBatch[]): Promise<void> {
     try {
       const outcomes = await this.withRetries(() =>
         this.transact(
-          accountId,
-          batch.map((p) => p.operation),
+          batch.map(({ accountId, pending }) => ({ accountId, operations: pending.map((p) => p.operation) })),
         ),
       );
-      batch.forEach((pending, i) => {
-        const outcome = outcomes[i];
-        assert(outcome !== undefined, "every operation of a batch has an outcome");
-        pending.resolve(outcome);
+      batch.forEach(({ pending }, a) => {
+        pending.forEach((p, i) => {
+          const outcome = outcomes[a]?.[i];
+          assert(outcome !== undefined, "every operation of a batch has an outcome");
+          p.resolve(outcome);
+        });
       });
     } catch (error) {
-      if (batch.length === 1) {
-        batch[0]?.reject(error);
-        return;
+      const only = batch.length === 1 ? batch[0] : undefined;
+      if (only === undefined) {
+        // Isolate the failing account: the others must not fail with it.
+        for (const accountBatch of batch) await this.runBatch([accountBatch]);
+      } else if (only.pending.length > 1) {
+        // Then the failing operation.
+        for (const p of only.pending) await this.runBatch([{ accountId: only.accountId, pending: [p] }]);
+      } else {
+        only.pending[0]?.reject(error);
       }
-      // Isolate the failing operation: the others must not fail with it.
-      for (const pending of batch) await this.runBatch(accountId, [pending]);
     }
   }
 
@@ -195,86 +269,107 @@ export class Executor {
     }
   }
 
+  /** One transaction over the batch's accounts; outcomes per account, per operation. */
   private async transact(
-    accountId: string,
-    operations: readonly Operation<unknown>[],
-  ): Promise<Outcome<unknown>[]> {
-    const background = operations.every((operation) => operation.background === true);
+    batch: readonly { accountId: string; operations: readonly Operation<unknown>[] }[],
+  ): Promise<Outcome<unknown>[][]> {
+    const background = batch.every(({ operations }) => operations.every((o) => o.background === true));
+    const accountIds = batch.map(({ accountId }) => accountId);
     const result = await this.db.transaction(
       {
         isolation: "READ COMMITTED",
         timeoutMs: this.transactionTimeoutMs,
         keyedAccessOnly: true,
-        prelude: lockAccountStatement(accountId, background),
+        prelude: lockAccountsStatement(accountIds, background),
       },
       async (tx, lockRows) => {
-        const account = lockedAccount(lockRows);
-        if (account === null) {
-          return {
-            outcomes: operations.map(() => ({ ok: false as const, error: new NotFoundError("Account") })),
-            book: null,
-          };
-        }
-        // The batch's moment is taken once the account is ours, not before the lock wait: a
-        // deadline or an expiry that passed while another transaction held the account has
+        const accounts = lockedAccounts(lockRows);
+        // The batch's moment is taken once the accounts are ours, not before the lock wait: a
+        // deadline or an expiry that passed while another transaction held an account has
         // passed for this batch too, and entries get times in the order of their sequence.
         const now = this.clock();
-        const generationIds = [...new Set(operations.flatMap((operation) => operation.generationIds))];
-        const keys: IdempotencyLookup[] = operations.flatMap((operation) =>
-          operation.idempotency === null
-            ? []
-            : [
-                {
-                  principal: operation.idempotency.principal,
-                  operation: operation.operation,
-                  key: operation.idempotency.key,
-                },
-              ],
-        );
-        const loaded = await loadForBatch(tx, accountId, generationIds, keys, now);
-        const book = new Book(
-          account,
-          new Map(loaded.grants.map((grant) => [grant.id, grant])),
-          new Map(loaded.generations.map((generation) => [generation.id, generation])),
-          now,
-        );
-        // The reaper's work on what this batch touches comes first, so no
-        // operation draws from an expired grant or settles an overdue item.
-        expireDueGrants(book);
-        timeOutOverdue(book);
-        const outcomes = operations.map((operation) => this.apply(book, operation, loaded.records));
-        await flush(tx, book);
-        return { outcomes, book };
+        const locked = batch.filter(({ accountId }) => accounts.has(accountId));
+        const loaded =
+          locked.length === 0
+            ? null
+            : await loadForBatch(
+                tx,
+                locked.map(({ accountId }) => accountId),
+                [...new Set(locked.flatMap(({ operations }) => operations.flatMap((o) => o.generationIds)))],
+                locked.flatMap(({ operations }) =>
+                  operations.flatMap((operation) =>
+                    operation.idempotency === null
+                      ? []
+                      : [
+                          {
+                            principal: operation.idempotency.principal,
+                            operation: operation.operation,
+                            key: operation.idempotency.key,
+                          },
+                        ],
+                  ),
+                ),
+                now,
+              );
+        // Keys first used in this transaction, over all its accounts: a duplicate in another account's
+        // batch is answered from here, not written twice.
+        const written: StoredIdempotency[] = [];
+        const books: Book[] = [];
+        const outcomes = batch.map(({ accountId, operations }) => {
+          const account = accounts.get(accountId);
+          if (account === undefined || loaded === null) {
+            return operations.map(() => ({ ok: false as const, error: new NotFoundError("Account") }));
+          }
+          const book = new Book(
+            account,
+            new Map(loaded.grants.filter((g) => g.accountId === accountId).map((g) => [g.id, g])),
+            new Map(loaded.generations.filter((g) => g.accountId === accountId).map((g) => [g.id, g])),
+            now,
+          );
+          books.push(book);
+          // The reaper's work on what this batch touches comes first, so no
+          // operation draws from an expired grant or settles an overdue item.
+          expireDueGrants(book);
+          timeOutOverdue(book);
+          return operations.map((operation) => this.apply(book, operation, loaded.records, written));
+        });
+        await flush(tx, books);
+        return { outcomes, books };
       },
     );
-    const { book } = result;
-    if (book !== null && book.changes.length > 0) {
-      try {
-        const generationStatuses: Record<string, GenerationStatus> = {};
-        for (const change of book.changes) {
-          for (const id of change.generationIds) {
-            const generation = book.generation(id);
-            if (generation !== undefined) generationStatuses[id] = generation.status;
-          }
-        }
-        this.onCommit({
-          accountId,
-          changes: book.changes,
-          balance: balanceOf(book.account, book.grants(), book.now),
-          generationStatuses,
-        });
-      } catch (error) {
-        // Publishing is best effort: the ledger is the truth and subscribers catch up from it.
-        process.emitWarning(`publishing committed changes failed: ${(error as Error).message}`);
-      }
+    for (const book of result.books) {
+      if (book.changes.length > 0) this.published(book);
     }
     return result.outcomes;
+  }
+
+  /** Hands one committed account's changes to `onCommit`. */
+  private published(book: Book): void {
+    try {
+      const generationStatuses: Record<string, GenerationStatus> = {};
+      for (const change of book.changes) {
+        for (const id of change.generationIds) {
+          const generation = book.generation(id);
+          if (generation !== undefined) generationStatuses[id] = generation.status;
+        }
+      }
+      this.onCommit({
+        accountId: book.account.id,
+        changes: book.changes,
+        balance: balanceOf(book.account, book.grants(), book.now),
+        generationStatuses,
+      });
+    } catch (error) {
+      // Publishing is best effort: the ledger is the truth and subscribers catch up from it.
+      process.emitWarning(`publishing committed changes failed: ${(error as Error).message}`);
+    }
   }
 
   private apply(
     book: Book,
     operation: Operation<unknown>,
     stored: readonly StoredIdempotency[],
+    written: StoredIdempotency[],
   ): Outcome<unknown> {
     const request = operation.idempotency;
     if (request !== null) {
@@ -282,7 +377,7 @@ export class Executor {
         record.principal === request.principal &&
         record.operation === operation.operation &&
         record.key === request.key;
-      const previous = stored.find(same) ?? book.idempotency.find(same);
+      const previous = stored.find(same) ?? written.find(same);
       if (previous !== undefined) {
         if (previous.requestHash !== request.requestHash) {
           return { ok: false, error: new IdempotencyKeyReusedError(operation.operation) };
@@ -305,7 +400,7 @@ export class Executor {
       return { ok: false, error: value };
     }
     if (request !== null) {
-      book.idempotency.push({
+      const record = {
         principal: request.principal,
         operation: operation.operation,
         key: request.key,
@@ -313,7 +408,9 @@ export class Executor {
         accountId: book.account.id,
         result: value,
         expiresAt: new Date(book.now.getTime() + this.idempotencyTtlMs),
-      });
+      };
+      book.idempotency.push(record);
+      written.push(record);
     }
     const generationId = (value as { generationId?: unknown } | null)?.generationId;
     const generation = typeof generationId === "string" ? book.generation(generationId) : undefined;

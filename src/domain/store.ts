@@ -67,46 +67,55 @@ interface LoadedRow {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
- * The statement that locks an account row for the rest of the transaction.
+ * The statement that locks account rows for the rest of the transaction, in
+ * id order (so two transactions locking overlapping sets never deadlock).
  * It has no parameters so it can travel with BEGIN in one round trip (see
- * TransactionOptions.prelude): the id is checked to be a lowercase uuid before
- * it is written into the text. With `skipLocked`, a row another transaction
- * holds is skipped (background work).
+ * TransactionOptions.prelude): every id is checked to be a lowercase uuid
+ * before it is written into the text. With `skipLocked`, rows another
+ * transaction holds are skipped (background work).
  */
-export function lockAccountStatement(accountId: string, skipLocked = false): string {
-  assert(
-    UUID.test(accountId),
-    `account id ${JSON.stringify(accountId)} is a lowercase uuid before it is locked`,
-  );
+export function lockAccountsStatement(accountIds: readonly string[], skipLocked = false): string {
+  assert(accountIds.length > 0, "a transaction locks at least one account");
+  for (const id of accountIds) {
+    assert(UUID.test(id), `account id ${JSON.stringify(id)} is a lowercase uuid before it is locked`);
+  }
+  const ids = [...accountIds]
+    .sort()
+    .map((id) => `'${id}'`)
+    .join(", ");
   return `SELECT id, kind, available, held, subscription, wallet, sequence, updated_at
-       FROM account WHERE id = '${accountId}' FOR UPDATE${skipLocked ? " SKIP LOCKED" : ""}`;
+       FROM account WHERE id IN (${ids}) ORDER BY id FOR UPDATE${skipLocked ? " SKIP LOCKED" : ""}`;
 }
 
-/** The locked account from the rows of `lockAccountStatement`; null when there was none (or it was skipped). */
-export function lockedAccount(rows: readonly unknown[]): AccountState | null {
-  const row = rows[0] as AccountRow | undefined;
-  if (row === undefined) return null;
-  return {
-    id: row.id,
-    kind: row.kind,
-    available: row.available,
-    held: row.held,
-    subscription: row.subscription,
-    wallet: row.wallet,
-    sequence: row.sequence,
-    updatedAt: row.updated_at,
-  };
+/** The locked accounts from the rows of `lockAccountsStatement`, by id (missing or skipped ones are absent). */
+export function lockedAccounts(rows: readonly unknown[]): Map<string, AccountState> {
+  const accounts = new Map<string, AccountState>();
+  for (const row of rows as AccountRow[]) {
+    accounts.set(row.id, {
+      id: row.id,
+      kind: row.kind,
+      available: row.available,
+      held: row.held,
+      subscription: row.subscription,
+      wallet: row.wallet,
+      sequence: row.sequence,
+      updatedAt: row.updated_at,
+    });
+  }
+  return accounts;
 }
 
 /**
- * Loads, after the lock (so in a fresh READ COMMITTED snapshot), the account's
- * open grants (credits remaining or held, due to expire, or drawn by the
- * requested generations), the requested generations with items and draws, and the stored
- * idempotency records for the batch's keys.
+ * Loads, after the lock (so in a fresh READ COMMITTED snapshot), the locked
+ * accounts' open grants (credits remaining or held, due to expire, or drawn
+ * by the requested generations), the requested generations with items and
+ * draws, and the stored idempotency records for the batch's keys. Grants and
+ * generations carry their `accountId`: a caller hands each account only its
+ * own (a generation of another account is not found).
  */
 export async function loadForBatch(
   tx: Sql,
-  accountId: string,
+  accountIds: readonly string[],
   generationIds: readonly string[],
   keys: readonly IdempotencyLookup[],
   now: Date,
@@ -116,7 +125,7 @@ export async function loadForBatch(
       (SELECT coalesce(json_agg(g ORDER BY g."createdAt", g.id), '[]'::json) FROM (
          SELECT id, account_id AS "accountId", source, amount::text, remaining::text, held::text,
                 expires_at AS "expiresAt", expired_at AS "expiredAt", reference, title, created_at AS "createdAt"
-           FROM credit_grant WHERE account_id = $1
+           FROM credit_grant WHERE account_id = ANY($1::uuid[])
             AND (remaining > 0 OR held > 0 OR (expired_at IS NULL AND expires_at <= $6)
                  OR id IN (SELECT grant_id FROM generation_draw WHERE generation_id = ANY($2::uuid[])))) g) AS grants,
       (SELECT coalesce(json_agg(x), '[]'::json) FROM (
@@ -133,14 +142,14 @@ export async function loadForBatch(
                         'held', d.held::text, 'charged', d.charged::text, 'returned', d.returned::text,
                         'supportRefunded', d.support_refunded::text) ORDER BY d.draw_index)
                    FROM generation_draw d WHERE d.generation_id = g.id) AS draws
-           FROM generation g WHERE g.account_id = $1 AND g.id = ANY($2::uuid[])) x) AS generations,
+           FROM generation g WHERE g.account_id = ANY($1::uuid[]) AND g.id = ANY($2::uuid[])) x) AS generations,
       (SELECT coalesce(json_agg(json_build_object('principal', r.principal, 'operation', r.operation, 'key', r.key,
               'requestHash', r.request_hash, 'accountId', r.account_id, 'result', r.result)), '[]'::json)
          FROM idempotency_record r
          JOIN unnest($3::text[], $4::text[], $5::text[]) AS k(principal, operation, key)
            ON r.principal = k.principal AND r.operation = k.operation AND r.key = k.key) AS records`,
     [
-      accountId,
+      accountIds,
       generationIds,
       keys.map((k) => k.principal),
       keys.map((k) => k.operation),
@@ -148,7 +157,7 @@ export async function loadForBatch(
       now,
     ],
     // Prepared: this statement was re-planned on every batch (0.4 ms of planning each).
-    "creditbook_load_batch",
+    "creditbook_load_accounts",
   );
   const row = rows[0];
   assert(row !== undefined, "the batch load returns one row");
@@ -394,15 +403,43 @@ function jsonReplacer(_key: string, value: unknown): unknown {
   return typeof value === "bigint" ? value.toString() : value;
 }
 
-/** Writes the book's changes in one statement and checks every row landed. */
-export async function flush(tx: Sql, book: Book): Promise<void> {
-  if (!book.isDirty) return;
-  book.assertConsistent();
-  const accountId = book.account.id;
+/**
+ * Writes the changes of every book (one per locked account) in one statement
+ * and checks every row landed.
+ */
+export async function flush(tx: Sql, books: readonly Book[]): Promise<void> {
+  const dirty = books.filter((book) => book.isDirty);
+  if (dirty.length === 0) return;
   const payload: Record<string, unknown[]> = {};
   const add = (key: string, rows: unknown[]) => {
-    if (rows.length > 0) payload[key] = rows;
+    if (rows.length === 0) return;
+    const list = payload[key];
+    if (list === undefined) payload[key] = rows;
+    else list.push(...rows);
   };
+  for (const book of dirty) addBookRows(book, add);
+  const keys = Object.keys(payload);
+  const statement = writeStatement(keys);
+  const rows = await tx.query<Record<string, number>>(
+    statement.sql,
+    [JSON.stringify(payload, jsonReplacer)],
+    statement.name,
+  );
+  const counts = rows[0];
+  assert(counts !== undefined, "the write statement returns its counts");
+  for (const key of keys) {
+    if (key === "boardItems") continue;
+    assert(
+      counts[key] === payload[key]?.length,
+      `every ${key} row was written (${counts[key]} of ${payload[key]?.length})`,
+    );
+  }
+}
+
+/** Hands `add` the rows `book` changed, by kind. */
+function addBookRows(book: Book, add: (key: string, rows: unknown[]) => void): void {
+  book.assertConsistent();
+  const accountId = book.account.id;
   add("account", [book.account]);
   add(
     "newGrants",
@@ -460,20 +497,4 @@ export async function flush(tx: Sql, book: Book): Promise<void> {
     "boardItems",
     book.boardItems.map((item) => ({ ...item, addedAt: book.now })),
   );
-  const keys = Object.keys(payload);
-  const statement = writeStatement(keys);
-  const rows = await tx.query<Record<string, number>>(
-    statement.sql,
-    [JSON.stringify(payload, jsonReplacer)],
-    statement.name,
-  );
-  const counts = rows[0];
-  assert(counts !== undefined, "the write statement returns its counts");
-  for (const key of keys) {
-    if (key === "boardItems") continue;
-    assert(
-      counts[key] === payload[key]?.length,
-      `every ${key} row was written (${counts[key]} of ${payload[key]?.length})`,
-    );
-  }
 }

@@ -7,7 +7,10 @@ export interface ReaperOptions {
   readonly intervalMs: number;
   /** Most generations (or grant accounts) one round picks up. @default 500 */
   readonly batchSizeMax: number;
-  /** Account transactions run at once by one round. @default 8 */
+  /**
+   * Accounts one round hands to the executor at once; it batches them into
+   * transactions of many accounts (behind users' operations). @default 256
+   */
   readonly concurrencyMax?: number;
   readonly clock?: () => Date;
 }
@@ -133,7 +136,7 @@ export class Reaper {
   private async inParallel<T>(items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {
     let next = 0;
     const lanes = Array.from(
-      { length: Math.min(this.options.concurrencyMax ?? 8, items.length) },
+      { length: Math.min(this.options.concurrencyMax ?? 256, items.length) },
       async () => {
         while (next < items.length) {
           const item = items[next];

@@ -74,6 +74,8 @@ export async function createApp(config: Config): Promise<App> {
       : new RedisEventBus(config.redisUrl, (message) => log.warn(message));
   const ledger = new Ledger(db, {
     idempotencyTtlHours: config.idempotencyTtlHours,
+    // Reads need connections too: ledger transactions never take the whole pool.
+    lanes: Math.max(1, Math.min(config.ledgerLanes, config.databasePoolSizeMax - 1)),
     onCommit: (batch) => {
       events.publish(eventOf(batch));
       metrics.committed(batch);

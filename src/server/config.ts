@@ -27,10 +27,16 @@ export interface Config {
   reaperIntervalMs: number;
   /** Whether this instance runs the reaper. @default true */
   reaperEnabled: boolean;
-  /** Most overdue generations one reaper round picks up (grouped by account, one transaction per account). @default 5_000 */
+  /** Most overdue generations one reaper round picks up (one background operation per account, batched into transactions of many accounts). @default 5_000 */
   reaperBatchSizeMax: number;
   /** PostgreSQL pool size. @default 20 */
   databasePoolSizeMax: number;
+  /**
+   * Ledger transactions one instance runs at once; operations arriving
+   * meanwhile share the next transaction (group commit over accounts).
+   * Kept below the pool size so reads always find a connection. @default 4
+   */
+  ledgerLanes: number;
   /** Whether GraphiQL is served on GET /graphql. @default true unless NODE_ENV=production */
   graphiql: boolean;
   /** Log level for pino-style structured logs. @default "info" */
@@ -130,6 +136,7 @@ export function loadConfig(env: Env = process.env): Config {
     reaperEnabled: boolean("REAPER_ENABLED", true),
     reaperBatchSizeMax: integer("REAPER_BATCH_SIZE", 5_000, 1, 50_000),
     databasePoolSizeMax: integer("DATABASE_POOL_SIZE", 20, 1, 500),
+    ledgerLanes: integer("LEDGER_LANES", 4, 1, 100),
     graphiql: boolean("GRAPHIQL", env.NODE_ENV !== "production"),
     logLevel: oneOf("LOG_LEVEL", ["debug", "info", "warn", "error", "silent"] as const, "info"),
     persistedOperations: oneOf("PERSISTED_OPERATIONS", ["optional", "required"] as const, "optional"),
