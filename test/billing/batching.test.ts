@@ -145,16 +145,14 @@ describe("group commit over accounts", () => {
         throw new Error("a bug in one operation");
       },
     });
-    const fine = rest
-      .slice(1)
-      .map((accountId) =>
-        ledger.reserveGeneration(PRINCIPAL, {
-          idempotencyKey: randomUUID(),
-          accountId,
-          feature: "image",
-          unitCost: 7,
-        }),
-      );
+    const fine = rest.slice(1).map((accountId) =>
+      ledger.reserveGeneration(PRINCIPAL, {
+        idempotencyKey: randomUUID(),
+        accountId,
+        feature: "image",
+        unitCost: 7,
+      }),
+    );
     await first;
     await expect(broken).rejects.toThrow("a bug in one operation");
     const outcomes = await Promise.all(fine);
