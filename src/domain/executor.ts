@@ -102,6 +102,27 @@ function isTransient(error: unknown): boolean {
   return typeof code === "string" && TRANSIENT_CODES.has(code);
 }
 
+/** One idempotency scope as a map key. */
+function recordKey(record: { principal: string; operation: string; key: string }): string {
+  return `${record.principal}\u0000${record.operation}\u0000${record.key}`;
+}
+
+/** Rows by their account, then by id. */
+function byAccount<T extends { id: string; accountId: string }>(
+  rows: readonly T[],
+): Map<string, Map<string, T>> {
+  const accounts = new Map<string, Map<string, T>>();
+  for (const row of rows) {
+    let ofAccount = accounts.get(row.accountId);
+    if (ofAccount === undefined) {
+      ofAccount = new Map();
+      accounts.set(row.accountId, ofAccount);
+    }
+    ofAccount.set(row.id, row);
+  }
+  return accounts;
+}
+
 /** Whether every operation of an account's batch is background work (it skips a locked account). */
 function isBackground(pending: readonly Pending[]): boolean {
   return pending.every((p) => p.operation.background === true);
@@ -311,19 +332,21 @@ export class Executor {
                 ),
                 now,
               );
-        // Keys first used in this transaction, over all its accounts: a duplicate in another account's
-        // batch is answered from here, not written twice.
-        const written: StoredIdempotency[] = [];
+        // Stored keys, then keys first used in this transaction over all its accounts: a duplicate in
+        // another account's batch is answered from here, not written twice.
+        const records = new Map((loaded?.records ?? []).map((record) => [recordKey(record), record]));
+        const grants = byAccount(loaded?.grants ?? []);
+        const generations = byAccount(loaded?.generations ?? []);
         const books: Book[] = [];
         const outcomes = batch.map(({ accountId, operations }) => {
           const account = accounts.get(accountId);
-          if (account === undefined || loaded === null) {
+          if (account === undefined) {
             return operations.map(() => ({ ok: false as const, error: new NotFoundError("Account") }));
           }
           const book = new Book(
             account,
-            new Map(loaded.grants.filter((g) => g.accountId === accountId).map((g) => [g.id, g])),
-            new Map(loaded.generations.filter((g) => g.accountId === accountId).map((g) => [g.id, g])),
+            grants.get(accountId) ?? new Map(),
+            generations.get(accountId) ?? new Map(),
             now,
           );
           books.push(book);
@@ -331,7 +354,7 @@ export class Executor {
           // operation draws from an expired grant or settles an overdue item.
           expireDueGrants(book);
           timeOutOverdue(book);
-          return operations.map((operation) => this.apply(book, operation, loaded.records, written));
+          return operations.map((operation) => this.apply(book, operation, records));
         });
         await flush(tx, books);
         return { outcomes, books };
@@ -368,16 +391,13 @@ export class Executor {
   private apply(
     book: Book,
     operation: Operation<unknown>,
-    stored: readonly StoredIdempotency[],
-    written: StoredIdempotency[],
+    records: Map<string, StoredIdempotency>,
   ): Outcome<unknown> {
     const request = operation.idempotency;
     if (request !== null) {
-      const same = (record: { principal: string; operation: string; key: string }) =>
-        record.principal === request.principal &&
-        record.operation === operation.operation &&
-        record.key === request.key;
-      const previous = stored.find(same) ?? written.find(same);
+      const previous = records.get(
+        recordKey({ principal: request.principal, operation: operation.operation, key: request.key }),
+      );
       if (previous !== undefined) {
         if (previous.requestHash !== request.requestHash) {
           return { ok: false, error: new IdempotencyKeyReusedError(operation.operation) };
@@ -410,7 +430,7 @@ export class Executor {
         expiresAt: new Date(book.now.getTime() + this.idempotencyTtlMs),
       };
       book.idempotency.push(record);
-      written.push(record);
+      records.set(recordKey(record), record);
     }
     const generationId = (value as { generationId?: unknown } | null)?.generationId;
     const generation = typeof generationId === "string" ? book.generation(generationId) : undefined;

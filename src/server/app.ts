@@ -119,6 +119,10 @@ export async function createApp(config: Config): Promise<App> {
     logging: false,
     // One operation per request: batched requests are off (yoga's default), so limits apply per request.
     batching: false,
+    // The body limit is enforced before yoga (see tooLarge): a Content-Length of at most
+    // REQUEST_BODY_BYTES_MAX is required, and Node's HTTP parser reads no byte past it. Yoga's
+    // own limit would pipe every body through a web TransformStream (7% of the server's CPU).
+    maxRequestBodySize: false,
     plugins: [
       limitsPlugin(),
       persistedOperationsPlugin(persisted, config.persistedOperations, mayUseRawDocuments),
