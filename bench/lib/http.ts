@@ -3,7 +3,7 @@
  * the load generators spend as little CPU as possible per request, since they
  * share the machine with the server and PostgreSQL.
  */
-import { Agent, request } from "node:http";
+import { Agent, type IncomingHttpHeaders, request } from "node:http";
 
 export interface GraphQLResponse<T = Record<string, unknown>> {
   readonly status: number;
@@ -28,7 +28,10 @@ export class GraphQLHttpClient {
   }
 
   /** POSTs a prepared JSON body; resolves with the status and the raw response text. */
-  postRaw(body: string, timeoutMs = 30_000): Promise<{ status: number; text: string }> {
+  postRaw(
+    body: string,
+    timeoutMs = 30_000,
+  ): Promise<{ status: number; text: string; headers: IncomingHttpHeaders }> {
     return new Promise((resolve, reject) => {
       const req = request(
         {
@@ -49,7 +52,11 @@ export class GraphQLHttpClient {
           const chunks: Buffer[] = [];
           res.on("data", (chunk: Buffer) => chunks.push(chunk));
           res.on("end", () =>
-            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }),
+            resolve({
+              status: res.statusCode ?? 0,
+              text: Buffer.concat(chunks).toString(),
+              headers: res.headers,
+            }),
           );
           res.on("error", reject);
         },

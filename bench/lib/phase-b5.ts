@@ -116,6 +116,13 @@ async function pageStatement(accountId: string, variant: Variant): Promise<PageS
   };
 }
 
+/** The `app;dur=` of a Server-Timing header, in ms; null when absent. */
+function serverTimingMs(header: string | string[] | undefined): number | null {
+  const value = Array.isArray(header) ? header.join(",") : header;
+  const match = value === undefined ? null : /(?:^|,)\s*app;dur=([0-9.]+)/.exec(value);
+  return match?.[1] === undefined ? null : Number(match[1]);
+}
+
 async function explainTimes(ctx: BenchContext, statement: PageStatement, runs: number): Promise<Summary> {
   const times: number[] = [];
   for (let i = 0; i < runs + 5; i += 1) {
@@ -194,12 +201,14 @@ export async function runB5(ctx: BenchContext, record: PhaseRecorder): Promise<v
         variables: { accountId: globalId("Account", accountId), filter: variant.filter },
       });
       const times: number[] = [];
+      const serverTimes: number[] = [];
       let bad = 0;
       let sample = "";
       for (let i = 0; i < ctx.sizes.b5Requests + 20; i += 1) {
         const t0 = nowMs();
-        const { status, text } = await client.postRaw(body);
+        const { status, text, headers } = await client.postRaw(body);
         const elapsed = nowMs() - t0;
+        const serverTime = serverTimingMs(headers["server-timing"]);
         const parsed = JSON.parse(text) as {
           data?: { ledger?: { edges: { node: { type: string } }[] } };
           errors?: unknown[];
@@ -215,26 +224,53 @@ export async function runB5(ctx: BenchContext, record: PhaseRecorder): Promise<v
           if (sample === "") sample = text.slice(0, 300);
         }
         // The first 20 requests warm the server (JIT, plan cache) and are not counted.
-        if (i >= 20) times.push(elapsed);
+        if (i >= 20) {
+          times.push(elapsed);
+          if (serverTime !== null) serverTimes.push(serverTime);
+        }
       }
       const latency = summarize(times);
+      const server = serverTimes.length === times.length ? summarize(serverTimes) : null;
       ctx.log(
-        `  ${variant.label}: p50 ${round(latency.p50, 2)} ms, p99 ${round(latency.p99, 2)} ms${bad > 0 ? `, ${bad} bad answers` : ""}`,
+        `  ${variant.label}: server p50 ${server === null ? "n/a" : round(server.p50, 2)} ms, p99 ${server === null ? "n/a" : round(server.p99, 2)} ms; round trip p50 ${round(latency.p50, 2)} ms, p99 ${round(latency.p99, 2)} ms${bad > 0 ? `, ${bad} bad answers` : ""}`,
       );
       record.details[`http_${variant.name}`] = { ...latency, badAnswers: bad, sample };
+      record.details[`server_${variant.name}`] = server;
+      const label = `B5 ledger page p99 (first: 50, ${variant.label}, ${account?.sequence.toLocaleString("en-US")} entries)`;
+      // SPEC §7 judges server time: the server's own Server-Timing when it sends one, else the round trip (an upper bound).
       record.figure(
         atMost(
-          {
-            id: `B5.${variant.name}.p99`,
-            label: `B5 ledger page p99 (HTTP, first: 50, ${variant.label}, ${account?.sequence.toLocaleString("en-US")} entries)`,
-            value: latency.p99,
-            unit: "ms",
-            target: `≤ ${TARGET_MS} ms`,
-            note: `p50 ${round(latency.p50, 2)} ms; loopback round trip measured by the client`,
-          },
+          server === null
+            ? {
+                id: `B5.${variant.name}.p99`,
+                label: `${label}, HTTP round trip`,
+                value: latency.p99,
+                unit: "ms",
+                target: `≤ ${TARGET_MS} ms`,
+                note: `p50 ${round(latency.p50, 2)} ms; loopback round trip measured by the client (no Server-Timing header)`,
+              }
+            : {
+                id: `B5.${variant.name}.p99`,
+                label: `${label}, server time`,
+                value: server.p99,
+                unit: "ms",
+                target: `≤ ${TARGET_MS} ms`,
+                note: `p50 ${round(server.p50, 2)} ms; the server's Server-Timing (request handled → response head written)`,
+              },
           TARGET_MS,
         ),
       );
+      if (server !== null) {
+        record.figure(
+          info({
+            id: `B5.${variant.name}.roundTripP99`,
+            label: `B5 ledger page round trip p99 (${variant.label})`,
+            value: latency.p99,
+            unit: "ms",
+            note: `p50 ${round(latency.p50, 2)} ms; loopback HTTP measured by the client process: server time plus the client's and the kernel's`,
+          }),
+        );
+      }
       record.figure(
         zero({
           id: `B5.${variant.name}.badAnswers`,
@@ -246,7 +282,7 @@ export async function runB5(ctx: BenchContext, record: PhaseRecorder): Promise<v
       if (bad > 0) record.note(`A bad ${variant.label} answer: ${sample}`);
     }
     record.note(
-      `HTTP: ${ctx.sizes.b5Requests} sequential requests per variant after 20 warm-up ones, one keep-alive connection, selecting edges { cursor node { id sequence type amount status title balanceBefore balanceAfter reason createdAt } } pageInfo — the round trip bounds the server time from above.`,
+      `HTTP: ${ctx.sizes.b5Requests} sequential requests per variant after 20 warm-up ones, one keep-alive connection, selecting edges { cursor node { id sequence type amount status title balanceBefore balanceAfter reason createdAt } } pageInfo. Server time is the server's Server-Timing header (app;dur=) (from the request reaching the HTTP handler to the response head being written: parse, validate, execute, serialise); the client's round trip is reported beside it.`,
     );
   } finally {
     client.close();

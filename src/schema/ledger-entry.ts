@@ -36,14 +36,15 @@ export const LedgerEntryRef = builder.prismaNode("LedgerEntry", {
       type: EntryStatusEnum,
       description:
         "USAGE: PENDING while items run, COMPLETED when charged, FAILED when refunded; others COMPLETED.",
-      // Live events carry their generation's status; pages load them in one batch.
-      resolve: async (entry, _args, context) => {
+      // Pages and live events carry their generation's status (answered synchronously: no promise
+      // per entry); an entry reached otherwise loads it, batched with its siblings.
+      resolve: (entry, _args, context) => {
         if (entry.type !== "USAGE" || entry.generationId === null) return "COMPLETED";
         const known = (entry as { generationStatus?: GenerationStatus }).generationStatus;
-        return entryStatusOf(
-          entry.type,
-          known ?? (await context.loaders.generationStatus.load(entry.generationId)),
-        );
+        if (known !== undefined) return entryStatusOf(entry.type, known);
+        return context.loaders.generationStatus
+          .load(entry.generationId)
+          .then((status) => entryStatusOf(entry.type, status));
       },
     }),
     title: t.exposeString("title"),
