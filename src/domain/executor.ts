@@ -84,6 +84,8 @@ export interface ExecutorOptions {
 
 interface Pending {
   readonly operation: Operation<unknown>;
+  /** When it was queued (performance.now()). */
+  readonly queuedAt: number;
   readonly resolve: (outcome: Outcome<unknown>) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -93,6 +95,9 @@ interface AccountBatch {
   readonly accountId: string;
   readonly pending: readonly Pending[];
 }
+
+/** Longest background work waits while users' operations go first. @default 100 // ms */
+const BACKGROUND_WAIT_MAX_MS = 100;
 
 /** PostgreSQL errors that mean "try the same transaction again". */
 const TRANSIENT_CODES = new Set(["40001", "40P01", "23505", "55P03"]);
@@ -181,6 +186,7 @@ export class Executor {
     return new Promise<Outcome<Success<T>>>((resolve, reject) => {
       const pending: Pending = {
         operation: operation as Operation<unknown>,
+        queuedAt: performance.now(),
         resolve: resolve as unknown as (outcome: Outcome<unknown>) => void,
         reject,
       };
@@ -212,16 +218,20 @@ export class Executor {
    * The next transaction's work: ready accounts in the order they became
    * ready, within the batch bounds, all foreground or all background (a
    * background transaction skips accounts others hold). Foreground work goes
-   * first: a reaper storm must not queue users' operations behind it.
+   * first, so a reaper storm does not queue users' operations behind it,
+   * unless background work has waited BACKGROUND_WAIT_MAX_MS: a steady
+   * stream of users' operations must not starve timeouts and expiries.
    */
   private take(): AccountBatch[] {
-    let background = true;
+    let foregroundReady = false;
+    let oldestBackground = Number.POSITIVE_INFINITY;
     for (const accountId of this.ready) {
-      if (!isBackground(this.queues.get(accountId) ?? [])) {
-        background = false;
-        break;
-      }
+      const queue = this.queues.get(accountId) ?? [];
+      if (isBackground(queue))
+        oldestBackground = Math.min(oldestBackground, queue[0]?.queuedAt ?? oldestBackground);
+      else foregroundReady = true;
     }
+    const background = !foregroundReady || performance.now() - oldestBackground > BACKGROUND_WAIT_MAX_MS;
     const batch: AccountBatch[] = [];
     let operations = 0;
     for (const accountId of this.ready) {

@@ -35,6 +35,11 @@ export class Metrics {
     labelNames: ["type"] as const,
     registers: [this.registry],
   });
+  readonly databaseUnavailable = new Counter({
+    name: "creditbook_database_unavailable_total",
+    help: "Requests answered SERVICE_UNAVAILABLE because the database could not be reached.",
+    registers: [this.registry],
+  });
   readonly rateLimited = new Counter({
     name: "creditbook_rate_limited_total",
     help: "Mutations refused by the per-principal rate limit.",

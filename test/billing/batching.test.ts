@@ -229,6 +229,39 @@ describe("group commit over accounts", () => {
     expect(transactions[2]?.length).toBe(10);
   });
 
+  it("does not let a steady stream of users' operations starve background work", async () => {
+    const { db } = countingDatabase(base);
+    const ledger = new Ledger(db, { lanes: 1 });
+    const accounts = (await fundedAccounts(ledger, 4, 1_000_000)) as [string, ...string[]];
+    const streamMs = 2_000;
+    const started = performance.now();
+    // Three clients keep the only lane busy: whenever it frees, users' operations are ready.
+    const stream = accounts.slice(1).map(async (accountId) => {
+      while (performance.now() - started < streamMs) {
+        const adjusted = await ledger.adjustBalance(PRINCIPAL, {
+          idempotencyKey: randomUUID(),
+          accountId,
+          amount: 1,
+          note: "stream",
+        });
+        expect(adjusted.ok).toBe(true);
+      }
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const reaped = ledger.executor
+      .run({
+        operation: "reap",
+        accountId: accounts[0],
+        generationIds: [],
+        idempotency: null,
+        background: true,
+        apply: () => ({}),
+      })
+      .then(() => performance.now() - started);
+    const [reapedAtMs] = await Promise.all([reaped, ...stream]);
+    expect(reapedAtMs).toBeLessThan(streamMs / 2);
+  });
+
   it("answers NotFound for an unknown account without failing the others", async () => {
     const { db } = countingDatabase(base);
     const ledger = new Ledger(db, { lanes: 1 });

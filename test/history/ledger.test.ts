@@ -247,6 +247,11 @@ describe("ledger", () => {
         .filter((e) => Date.parse(e.createdAt) >= atMs && e.type === "USAGE" && e.status === "FAILED")
         .map((e) => e.sequence),
     );
+    // The far ends of what DateTime accepts (an offset can carry the last instant of 9999 into 10000 UTC).
+    const everything = all.map((e) => e.sequence);
+    expect(await read({ from: "0000-01-01T00:00:00Z" })).toEqual(everything);
+    expect(await read({ to: "9999-12-31T23:59:59-23:59" })).toEqual(everything);
+    expect(await read({ from: "9999-12-31T23:59:59-23:59" })).toEqual([]);
   });
 
   it("rejects bad arguments with BAD_USER_INPUT naming the argument and the value", async () => {

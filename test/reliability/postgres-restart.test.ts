@@ -129,6 +129,10 @@ describe("PostgreSQL restart mid-load", () => {
     }
     expect(probes.at(-1)?.status).toBe(200);
     expect(server.child.exitCode).toBeNull();
+    // An outage reads as one: "retry with the same key" (503, SERVICE_UNAVAILABLE), never as a bug.
+    const kinds = Object.keys(figures.failuresByKind);
+    expect(kinds).toContain("HTTP 503 GraphQL error SERVICE_UNAVAILABLE");
+    expect(kinds.filter((kind) => kind.includes("INTERNAL_SERVER_ERROR"))).toEqual([]);
     console.log(
       `postgres restart: ${outages.map((o) => `${o.mode} stop, down ${o.upMs - o.downMs} ms (${o.duringFailures} failed attempts)`).join("; ")}; ` +
         `${jobs.length} jobs, ${report.generations} generations, ${figures.requests} requests, ` +
