@@ -24,7 +24,7 @@ import { builder } from "./builder.ts";
 import type { Context } from "./context.ts";
 import { GenerationStatusEnum, ItemStatusEnum, RefundReasonEnum } from "./enums.ts";
 import { inputId, localId } from "./ids.ts";
-import { assertReadable, requireAdmin, requirePlatform, requireVisible, unwrap } from "./support.ts";
+import { readAccountPage, requireAdmin, requirePlatform, requireVisible, unwrap } from "./support.ts";
 import { onVisibleAccount } from "./visibility.ts";
 
 export const GenerationItemRef = builder.prismaObject("GenerationItem", {
@@ -351,8 +351,9 @@ builder.queryField("generations", (t) =>
     resolve: async (_root, args, context, info) => {
       const query = parseGenerationQuery(args, args.filter);
       if (query instanceof InvalidInputError) throw historyArgumentError(query);
-      const accountId = await assertReadable(context, localId(args.accountId, "Account"));
-      const page = await generationPage(context.db, accountId, query);
+      const page = await readAccountPage(context, localId(args.accountId, "Account"), (accountId) =>
+        generationPage(context.db, accountId, query),
+      );
       // The page's order comes from the keyset statement; Prisma then loads
       // the rows with whatever the client selected under edges.node (items, ...).
       const generations = await context.prisma.generation.findMany({

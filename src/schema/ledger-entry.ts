@@ -18,7 +18,7 @@ import type { Context } from "./context.ts";
 import { EntryStatusEnum, LedgerEntryTypeEnum, RefundReasonEnum } from "./enums.ts";
 import { forwardPageInfo, GenerationRef, historyArgumentError } from "./generation.ts";
 import { inputId, localId } from "./ids.ts";
-import { assertReadable, requireAdmin, unwrap } from "./support.ts";
+import { readAccountPage, requireAdmin, unwrap } from "./support.ts";
 import { onVisibleAccount } from "./visibility.ts";
 
 export const LedgerEntryRef = builder.prismaNode("LedgerEntry", {
@@ -158,10 +158,11 @@ builder.queryField("ledger", (t) =>
       }
       const query = parseLedgerQuery(args, { ...args.filter, generationId });
       if (query instanceof InvalidInputError) throw historyArgumentError(query);
-      const accountId = await assertReadable(context, localId(args.accountId, "Account"));
       // One statement returns the page with its generations' statuses, so
       // `status` needs no further query (see the field's resolver).
-      const page = await ledgerPage(context.db, accountId, query);
+      const page = await readAccountPage(context, localId(args.accountId, "Account"), (accountId) =>
+        ledgerPage(context.db, accountId, query),
+      );
       const edges = (await withRelations(context, info, page.rows)).map((entry) => ({
         cursor: ledgerCursor(entry.sequence),
         node: entry,

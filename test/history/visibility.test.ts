@@ -50,6 +50,19 @@ describe("history visibility", () => {
     }
   });
 
+  it("answers NOT_FOUND to the platform for an account that does not exist, and an empty page for one without history", async () => {
+    const missing = Buffer.from("Account:00000000-0000-4000-8000-000000000000").toString("base64");
+    for (const document of [LEDGER_PAGE, GENERATIONS]) {
+      const error = firstError(await server.gql(service, document, { accountId: missing }));
+      expect(error).toMatchObject({ message: "Account not found", extensions: { code: "NOT_FOUND" } });
+    }
+    const empty = (await createAccount(server, service)).id;
+    expect(await readLedger(server, service, empty)).toEqual([]);
+    const generations = await server.gql(service, GENERATIONS, { accountId: empty });
+    expect(generations.errors).toBeUndefined();
+    expect(generations.data?.generations.edges).toEqual([]);
+  });
+
   it("resolves node(id) of a foreign LedgerEntry to null", async () => {
     const [bobEntry] = await readLedger(server, bob.token, bob.accountId);
     const [aliceEntry] = await readLedger(server, alice.token, alice.accountId);
