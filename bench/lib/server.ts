@@ -1,12 +1,16 @@
 /**
- * Creditbook server instances for the benchmark: `node --import tsx
- * src/server/main.ts` in their own processes, on a free loopback port,
+ * Creditbook server instances for the benchmark: the compiled server
+ * (`node dist/server/main.js`, as `npm start` runs it) in their own
+ * processes, on a free loopback port,
  * ready when /readyz answers 200 (the "listening" log line is at info
  * level, and the bench runs servers with LOG_LEVEL=warn to keep logging off
  * the hot path).
  */
 import type { ChildProcess } from "node:child_process";
-import { captureOutput, cpuSeconds, freePort, rssMb, sleep, spawnNodeTs, waitExit } from "./proc.ts";
+import { captureOutput, cpuSeconds, freePort, REPO_ROOT, rssMb, sleep, spawnTracked, waitExit } from "./proc.ts";
+
+/** The compiled server's entry point (`npm run build`). */
+export const SERVER_ENTRY = "dist/server/main.js";
 
 export interface ServerOptions {
   readonly name: string;
@@ -68,7 +72,12 @@ export async function startServer(options: ServerOptions): Promise<ServerInstanc
     ...serverEnvOverrides(),
   };
   if (options.redisUrl === undefined) delete env.REDIS_URL;
-  const child = spawnNodeTs("src/server/main.ts", [], { env, nodeArgs: options.nodeArgs });
+  // The compiled server, as `npm start` runs it (bench/run.ts builds it first).
+  const child = spawnTracked(process.execPath, [...(options.nodeArgs ?? []), "--enable-source-maps", SERVER_ENTRY], {
+    cwd: REPO_ROOT,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const output = captureOutput(child);
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);

@@ -3,9 +3,13 @@ import { usePersistedOperations } from "@graphql-yoga/plugin-persisted-operation
 import type { GraphQLError } from "graphql";
 import { createGraphQLError, type GraphQLParams, type Plugin } from "graphql-yoga";
 
-/** The manifest codegen writes: sha256 hash → document. */
+/**
+ * The manifest codegen writes: sha256 hash → document. Found from the
+ * repository root, so the compiled server (dist/server/) reads the same file
+ * as the sources (src/server/).
+ */
 export const PERSISTED_MANIFEST_PATH = new URL(
-  "../generated/graphql/persisted-documents.json",
+  "../../src/generated/graphql/persisted-documents.json",
   import.meta.url,
 ).pathname;
 
