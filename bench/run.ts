@@ -133,7 +133,10 @@ async function main(): Promise<number> {
     redis = await redisVersion(redisUrl);
     // Servers run compiled, as `npm start` runs them: build what is in src/ now.
     process.stderr.write("[bench] npm run build …\n");
-    execFileSync("npm", ["run", "--silent", "build"], { cwd: REPO_ROOT, stdio: ["ignore", "ignore", "inherit"] });
+    execFileSync("npm", ["run", "--silent", "build"], {
+      cwd: REPO_ROOT,
+      stdio: ["ignore", "ignore", "inherit"],
+    });
   } catch (error) {
     process.stderr.write(`[bench] cannot run: ${(error as Error).message}\n`);
     return 2;

@@ -7,7 +7,16 @@
  * the hot path).
  */
 import type { ChildProcess } from "node:child_process";
-import { captureOutput, cpuSeconds, freePort, REPO_ROOT, rssMb, sleep, spawnTracked, waitExit } from "./proc.ts";
+import {
+  captureOutput,
+  cpuSeconds,
+  freePort,
+  REPO_ROOT,
+  rssMb,
+  sleep,
+  spawnTracked,
+  waitExit,
+} from "./proc.ts";
 
 /** The compiled server's entry point (`npm run build`). */
 export const SERVER_ENTRY = "dist/server/main.js";
@@ -73,11 +82,15 @@ export async function startServer(options: ServerOptions): Promise<ServerInstanc
   };
   if (options.redisUrl === undefined) delete env.REDIS_URL;
   // The compiled server, as `npm start` runs it (bench/run.ts builds it first).
-  const child = spawnTracked(process.execPath, [...(options.nodeArgs ?? []), "--enable-source-maps", SERVER_ENTRY], {
-    cwd: REPO_ROOT,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawnTracked(
+    process.execPath,
+    [...(options.nodeArgs ?? []), "--enable-source-maps", SERVER_ENTRY],
+    {
+      cwd: REPO_ROOT,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   const output = captureOutput(child);
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);

@@ -40,8 +40,8 @@ export const LedgerEntryRef = builder.prismaNode("LedgerEntry", {
       // per entry); an entry reached otherwise loads it, batched with its siblings.
       resolve: (entry, _args, context) => {
         if (entry.type !== "USAGE" || entry.generationId === null) return "COMPLETED";
-        const known = (entry as { generationStatus?: GenerationStatus }).generationStatus;
-        if (known !== undefined) return entryStatusOf(entry.type, known);
+        const known = (entry as { generationStatus?: GenerationStatus | null }).generationStatus;
+        if (known != null) return entryStatusOf(entry.type, known);
         return context.loaders.generationStatus
           .load(entry.generationId)
           .then((status) => entryStatusOf(entry.type, status));

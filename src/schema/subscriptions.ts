@@ -3,7 +3,13 @@ import type { BalanceSnapshot } from "../domain/balance.ts";
 import { entriesAfter } from "../domain/history.ts";
 import { Channel } from "../server/channel.ts";
 import { createLoaders } from "../server/loaders.ts";
-import { atExpiry, CLOSE_TOO_SLOW, type LiveEntry, REPLAY_PAGE_SIZE } from "../server/realtime.ts";
+import {
+  atExpiry,
+  type GenerationRef as ChangedGeneration,
+  CLOSE_TOO_SLOW,
+  type LiveEntry,
+  REPLAY_PAGE_SIZE,
+} from "../server/realtime.ts";
 import { BalanceRef } from "./balance.ts";
 import { builder } from "./builder.ts";
 import type { Context } from "./context.ts";
@@ -191,19 +197,19 @@ builder.subscriptionField("generationUpdated", (t) =>
         });
       }
       // One waiting update per generation (pushLatest): it overflows only with that many distinct generations.
-      const { channel, onEnd } = subscriberChannel<string>(context, accountId, () => 0);
+      const { channel, onEnd } = subscriberChannel<ChangedGeneration>(context, accountId, () => 0);
       const listening = await context.realtime.listen(accountId, {
-        generations: (ids) => {
-          for (const id of ids)
-            if (only === null || id === only) channel.pushLatest(id, (queued) => queued === id);
+        generations: (refs) => {
+          for (const ref of refs)
+            if (only === null || ref.id === only) channel.pushLatest(ref, (queued) => queued.id === ref.id);
         },
       });
       onEnd(listening.stop);
       return channel;
     },
-    resolve: (query, generationId, _args, context) => {
+    resolve: (query, ref, _args, context) => {
       freshLoaders(context);
-      return context.prisma.generation.findUniqueOrThrow({ ...query, where: { id: generationId } });
+      return context.prisma.generation.findUniqueOrThrow({ ...query, where: { id: ref.id } });
     },
   }),
 );

@@ -29,6 +29,7 @@ import { createLogger, currentRequestId, inRequest, iterateInRequest, type Logge
 import { Metrics } from "./metrics.ts";
 import { PersistedOperations, persistedOperationsPlugin, resolveWsDocument } from "./persisted.ts";
 import { atExpiry, Realtime } from "./realtime.ts";
+import { sharedEventsPlugin } from "./shared-events.ts";
 
 /** Close code for a WebSocket whose token is missing, bad or expired. */
 export const CLOSE_UNAUTHORIZED = 4401;
@@ -124,6 +125,8 @@ export async function createApp(config: Config): Promise<App> {
     // own limit would pipe every body through a web TransformStream (7% of the server's CPU).
     maxRequestBodySize: false,
     plugins: [
+      // Subscribers of one account share each event's execution (see shared-events.ts).
+      sharedEventsPlugin(),
       limitsPlugin(),
       persistedOperationsPlugin(persisted, config.persistedOperations, mayUseRawDocuments),
       observabilityPlugin(log.child({ component: "graphql" }), metrics, limiter),

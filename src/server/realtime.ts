@@ -42,10 +42,20 @@ export function atExpiry(expSeconds: number, callback: () => void): () => void {
   return () => clearTimeout(timer);
 }
 
+/** A generation that changed, as one event hands it to every listener. */
+export interface GenerationRef {
+  readonly id: string;
+}
+
 interface FeedListener {
   entry?(entry: LiveEntry): void;
   balance?(balance: BalanceSnapshot): void;
-  generations?(ids: readonly string[]): void;
+  /**
+   * Generations that changed: one reference object per generation and
+   * event, the same object for every listener (so their executions of it can
+   * be shared, see shared-events.ts).
+   */
+  generations?(refs: readonly GenerationRef[]): void;
 }
 
 /**
@@ -217,7 +227,8 @@ export class AccountFeed {
 
   private emitGenerations(ids: readonly string[]): void {
     if (ids.length === 0) return;
-    for (const listener of this.listeners) listener.generations?.(ids);
+    const refs = ids.map((id): GenerationRef => ({ id }));
+    for (const listener of this.listeners) listener.generations?.(refs);
   }
 }
 
