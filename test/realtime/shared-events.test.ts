@@ -48,6 +48,11 @@ class Topic {
   publish(event: Event): void {
     for (const queue of this.queues) queue.push(event);
   }
+
+  /** Equal but distinct objects, one per subscriber, as a replay reads them. */
+  publishCopies(sequence: number): void {
+    for (const queue of this.queues) queue.push({ sequence });
+  }
 }
 
 function fixture() {
@@ -152,10 +157,7 @@ describe("shared subscription execution", () => {
     const { calls, subscribe, topic } = fixture();
     const streams = await Promise.all([subscribe(ENTRY, {}), subscribe(ENTRY, {})]);
     const pending = streams.map((stream) => stream.next());
-    // Two equal but distinct objects, as a replay reads them for each subscriber.
-    (topic as unknown as { queues: Set<{ push: (event: Event) => void }> }).queues.forEach((queue) =>
-      queue.push({ sequence: 9 }),
-    );
+    topic.publishCopies(9);
     await Promise.all(pending);
     expect(calls).toEqual({ root: 2, label: 2 });
   });
