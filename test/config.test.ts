@@ -30,7 +30,7 @@ describe("loadConfig", () => {
       idempotencyTtlHours: 24,
       reaperIntervalMs: 1_000,
       reaperEnabled: true,
-      reaperBatchSizeMax: 5_000,
+      reaperBatchSizeMax: 20_000,
       databasePoolSizeMax: 20,
       graphiql: true,
       logLevel: "info",

@@ -27,7 +27,7 @@ export interface Config {
   reaperIntervalMs: number;
   /** Whether this instance runs the reaper. @default true */
   reaperEnabled: boolean;
-  /** Most overdue generations one reaper round picks up (one background operation per account, batched into transactions of many accounts). @default 5_000 */
+  /** Most overdue generations one reaper round picks up (one background operation per account, batched into transactions of many accounts). @default 20_000 */
   reaperBatchSizeMax: number;
   /** PostgreSQL pool size. @default 20 */
   databasePoolSizeMax: number;
@@ -134,7 +134,7 @@ export function loadConfig(env: Env = process.env): Config {
     idempotencyTtlHours: integer("IDEMPOTENCY_TTL_HOURS", 24, 24, 24 * 365),
     reaperIntervalMs: integer("REAPER_INTERVAL_MS", 1_000, 50, 60_000),
     reaperEnabled: boolean("REAPER_ENABLED", true),
-    reaperBatchSizeMax: integer("REAPER_BATCH_SIZE", 5_000, 1, 50_000),
+    reaperBatchSizeMax: integer("REAPER_BATCH_SIZE", 20_000, 1, 50_000),
     databasePoolSizeMax: integer("DATABASE_POOL_SIZE", 20, 1, 500),
     ledgerLanes: integer("LEDGER_LANES", 4, 1, 100),
     graphiql: boolean("GRAPHIQL", env.NODE_ENV !== "production"),
