@@ -9,6 +9,7 @@ import type { GenerationState, GenerationStatus } from "./model.ts";
 import { timeOutOverdue } from "./settle.ts";
 import {
   flush,
+  type IdempotencyLookup,
   loadForBatch,
   lockAccountsStatement,
   lockedAccounts,
@@ -110,6 +111,14 @@ function isTransient(error: unknown): boolean {
 /** One idempotency scope as a map key. */
 function recordKey(record: { principal: string; operation: string; key: string }): string {
   return `${record.principal}\u0000${record.operation}\u0000${record.key}`;
+}
+
+/** The stored record an operation's idempotency key may have, as the batch load looks it up. */
+function idempotencyLookup(operation: Operation<unknown>): IdempotencyLookup[] {
+  const request = operation.idempotency;
+  return request === null
+    ? []
+    : [{ principal: request.principal, operation: operation.operation, key: request.key }];
 }
 
 /** Rows by their account, then by id. */
@@ -263,11 +272,7 @@ export class Executor {
 
   private async runBatch(batch: readonly AccountBatch[]): Promise<void> {
     try {
-      const outcomes = await this.withRetries(() =>
-        this.transact(
-          batch.map(({ accountId, pending }) => ({ accountId, operations: pending.map((p) => p.operation) })),
-        ),
-      );
+      const outcomes = await this.withRetries(() => this.transact(batch));
       batch.forEach(({ pending }, a) => {
         pending.forEach((p, i) => {
           const outcome = outcomes[a]?.[i];
@@ -301,17 +306,17 @@ export class Executor {
   }
 
   /** One transaction over the batch's accounts; outcomes per account, per operation. */
-  private async transact(
-    batch: readonly { accountId: string; operations: readonly Operation<unknown>[] }[],
-  ): Promise<Outcome<unknown>[][]> {
-    const background = batch.every(({ operations }) => operations.every((o) => o.background === true));
-    const accountIds = batch.map(({ accountId }) => accountId);
+  private async transact(batch: readonly AccountBatch[]): Promise<Outcome<unknown>[][]> {
+    const background = batch.every(({ pending }) => isBackground(pending));
     const result = await this.db.transaction(
       {
         isolation: "READ COMMITTED",
         timeoutMs: this.transactionTimeoutMs,
         keyedAccessOnly: true,
-        prelude: lockAccountsStatement(accountIds, background),
+        prelude: lockAccountsStatement(
+          batch.map(({ accountId }) => accountId),
+          background,
+        ),
       },
       async (tx, lockRows) => {
         const accounts = lockedAccounts(lockRows);
@@ -320,26 +325,15 @@ export class Executor {
         // passed for this batch too, and entries get times in the order of their sequence.
         const now = this.clock();
         const locked = batch.filter(({ accountId }) => accounts.has(accountId));
+        const operations = locked.flatMap(({ pending }) => pending.map((p) => p.operation));
         const loaded =
           locked.length === 0
             ? null
             : await loadForBatch(
                 tx,
                 locked.map(({ accountId }) => accountId),
-                [...new Set(locked.flatMap(({ operations }) => operations.flatMap((o) => o.generationIds)))],
-                locked.flatMap(({ operations }) =>
-                  operations.flatMap((operation) =>
-                    operation.idempotency === null
-                      ? []
-                      : [
-                          {
-                            principal: operation.idempotency.principal,
-                            operation: operation.operation,
-                            key: operation.idempotency.key,
-                          },
-                        ],
-                  ),
-                ),
+                [...new Set(operations.flatMap((operation) => operation.generationIds))],
+                operations.flatMap(idempotencyLookup),
                 now,
               );
         // Stored keys, then keys first used in this transaction over all its accounts: a duplicate in
@@ -348,10 +342,10 @@ export class Executor {
         const grants = byAccount(loaded?.grants ?? []);
         const generations = byAccount(loaded?.generations ?? []);
         const books: Book[] = [];
-        const outcomes = batch.map(({ accountId, operations }) => {
+        const outcomes = batch.map(({ accountId, pending }) => {
           const account = accounts.get(accountId);
           if (account === undefined) {
-            return operations.map(() => ({ ok: false as const, error: new NotFoundError("Account") }));
+            return pending.map(() => ({ ok: false as const, error: new NotFoundError("Account") }));
           }
           const book = new Book(
             account,
@@ -364,7 +358,7 @@ export class Executor {
           // operation draws from an expired grant or settles an overdue item.
           expireDueGrants(book);
           timeOutOverdue(book);
-          return operations.map((operation) => this.apply(book, operation, records));
+          return pending.map(({ operation }) => this.apply(book, operation, records));
         });
         await flush(tx, books);
         return { outcomes, books };

@@ -5,7 +5,7 @@ import { Channel } from "../server/channel.ts";
 import { createLoaders } from "../server/loaders.ts";
 import {
   atExpiry,
-  type GenerationRef as ChangedGeneration,
+  type ChangedGeneration,
   CLOSE_TOO_SLOW,
   type LiveEntry,
   REPLAY_PAGE_SIZE,

@@ -40,11 +40,19 @@ export async function requireVisible(context: Context, accountId: string, what =
  * account does not exist or is not the caller's.
  */
 export async function assertReadable(context: Context, accountId: string | null): Promise<string> {
-  if (accountId !== null && (await context.access.canRead(accountId))) {
-    const exists = await context.db.query("SELECT 1 FROM account WHERE id = $1", [accountId]);
-    if (exists.length > 0) return accountId;
+  if (
+    accountId !== null &&
+    (await context.access.canRead(accountId)) &&
+    (await accountExists(context, accountId))
+  ) {
+    return accountId;
   }
   throw accountNotFound();
+}
+
+async function accountExists(context: Context, accountId: string): Promise<boolean> {
+  const rows = await context.db.query("SELECT 1 FROM account WHERE id = $1", [accountId]);
+  return rows.length > 0;
 }
 
 function accountNotFound(): GraphQLError {
@@ -64,8 +72,6 @@ export async function readAccountPage<T extends { readonly rows: readonly unknow
 ): Promise<T> {
   if (accountId === null || !(await context.access.canRead(accountId))) throw accountNotFound();
   const page = await read(accountId);
-  if (page.rows.length > 0) return page;
-  const exists = await context.db.query("SELECT 1 FROM account WHERE id = $1", [accountId]);
-  if (exists.length === 0) throw accountNotFound();
-  return page;
+  if (page.rows.length > 0 || (await accountExists(context, accountId))) return page;
+  throw accountNotFound();
 }

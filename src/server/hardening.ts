@@ -77,7 +77,8 @@ export class RateLimiter {
   }
 }
 
-function operationOf(
+/** The operation a request runs: the named one, or the first. */
+export function operationOf(
   document: { definitions: readonly { kind: string }[] },
   name: string | null | undefined,
 ) {

@@ -43,7 +43,7 @@ export function atExpiry(expSeconds: number, callback: () => void): () => void {
 }
 
 /** A generation that changed, as one event hands it to every listener. */
-export interface GenerationRef {
+export interface ChangedGeneration {
   readonly id: string;
 }
 
@@ -55,7 +55,7 @@ interface FeedListener {
    * event, the same object for every listener (so their executions of it can
    * be shared, see shared-events.ts).
    */
-  generations?(refs: readonly GenerationRef[]): void;
+  generations?(refs: readonly ChangedGeneration[]): void;
 }
 
 /**
@@ -227,7 +227,7 @@ export class AccountFeed {
 
   private emitGenerations(ids: readonly string[]): void {
     if (ids.length === 0) return;
-    const refs = ids.map((id): GenerationRef => ({ id }));
+    const refs = ids.map((id): ChangedGeneration => ({ id }));
     for (const listener of this.listeners) listener.generations?.(refs);
   }
 }

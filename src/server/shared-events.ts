@@ -1,15 +1,9 @@
 import { createRequire } from "node:module";
 import type * as GraphQL from "graphql";
-import {
-  type DocumentNode,
-  type ExecutionArgs,
-  type ExecutionResult,
-  Kind,
-  type OperationDefinitionNode,
-  visit,
-} from "graphql";
+import { type DocumentNode, type ExecutionArgs, type ExecutionResult, Kind, visit } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import type { Context } from "../schema/context.ts";
+import { operationOf } from "./hardening.ts";
 
 /**
  * Subscriptions that execute each event once per selection, not once per
@@ -43,13 +37,6 @@ const { createSourceEventStream, execute } = createRequire(import.meta.url)("gra
 const shared = new WeakMap<object, Map<string, Promise<ExecutionResult>>>();
 /** Per document and operation: the variables used below the root fields. */
 const variablesBelowRoot = new WeakMap<DocumentNode, Map<string, readonly string[]>>();
-
-function operationOf(document: DocumentNode, operationName: string | null | undefined) {
-  const operations = document.definitions.filter(
-    (definition): definition is OperationDefinitionNode => definition.kind === Kind.OPERATION_DEFINITION,
-  );
-  return operationName == null ? operations[0] : operations.find((op) => op.name?.value === operationName);
-}
 
 /**
  * The variables an operation uses anywhere but in its root fields' own
