@@ -386,7 +386,7 @@ function statusCondition(
   if (statuses === null) return null;
   if (type !== null && type !== "USAGE") return null; // effectiveTypes kept it only if COMPLETED is wanted
   const generationStatuses = statuses.flatMap((status) => GENERATION_STATUSES_BY_ENTRY_STATUS[status]);
-  const usage = `g.status = ANY(${params.add(generationStatuses, '::"GenerationStatus"[]')})`;
+  const usage = `g.status = ANY(${params.add(generationStatuses, '::text[]::"GenerationStatus"[]')})`;
   if (!statuses.includes("COMPLETED")) return usage;
   // A USAGE entry whose generation is gone reads as COMPLETED, like entryStatusOf(type, null).
   const completed = type === null ? "e.type <> 'USAGE' OR g.id IS NULL" : "g.id IS NULL";
@@ -580,7 +580,7 @@ export function spendingStatement(accountId: string, from: Date | null, to: Date
   const where = [`g.account_id = ${params.add(accountId, "::uuid")}`];
   if (from !== null) where.push(`g.created_at >= ${params.add(from, "::timestamptz")}`);
   if (to !== null) where.push(`g.created_at < ${params.add(to, "::timestamptz")}`);
-  const failed = params.add(FAILED_GENERATION_STATUSES, '::"GenerationStatus"[]');
+  const failed = params.add(FAILED_GENERATION_STATUSES, '::text[]::"GenerationStatus"[]');
   return {
     text: `SELECT g.feature,
        sum(g.charged)::bigint AS charged,
