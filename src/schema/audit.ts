@@ -5,10 +5,15 @@ import { localId } from "./ids.ts";
 const AuditReportRef = builder
   .objectRef<{ ok: boolean; accountsChecked: number; problems: readonly string[] }>("AuditReport")
   .implement({
+    description:
+      "The outcome of checking the ledger's invariants: available = the sum of entries, every transaction balanced, grants and holds consistent, sequences gapless.",
     fields: (t) => ({
-      ok: t.exposeBoolean("ok"),
-      accountsChecked: t.exposeInt("accountsChecked"),
-      problems: t.exposeStringList("problems"),
+      ok: t.exposeBoolean("ok", { description: "True when no problem was found." }),
+      accountsChecked: t.exposeInt("accountsChecked", { description: "How many accounts were checked." }),
+      problems: t.exposeStringList("problems", {
+        description:
+          "One sentence per broken invariant, naming the account (at most 200, then a count of the rest); empty when ok.",
+      }),
     }),
   });
 
@@ -17,7 +22,9 @@ builder.queryField("ledgerAudit", (t) =>
     type: AuditReportRef,
     description: "Checks the ledger's invariants for one account or all of them (admin).",
     authScopes: { admin: true },
-    args: { accountId: t.arg.id() },
+    args: {
+      accountId: t.arg.id({ description: "The account to check (a global id); omitted: every account." }),
+    },
     resolve: async (_root, { accountId }, context) => {
       if (accountId == null) return auditLedger(context.db, null);
       const id = localId(accountId, "Account");

@@ -3,6 +3,7 @@ import { NotFoundError } from "../domain/errors.ts";
 import { validate } from "../domain/validate.ts";
 import { builder } from "./builder.ts";
 import type { Context } from "./context.ts";
+import { resultDescription } from "./descriptions.ts";
 import { GenerationRef } from "./generation.ts";
 import { inputId } from "./ids.ts";
 import { requireVisible } from "./support.ts";
@@ -13,11 +14,13 @@ import { onVisibleAccount } from "./visibility.ts";
  * the ledger (SPEC §1.2). `cost` is what the generations on it now were charged.
  */
 export const BoardRef = builder.prismaNode("Board", {
-  id: { field: "id" },
+  description:
+    "A user's canvas of an account's generations. Adding or removing a generation never changes a balance: deleting delivered output refunds nothing.",
+  id: { field: "id", description: "The board's global id." },
   nullable: true,
   findUnique: (id, context) => ({ id, ...onVisibleAccount(context) }),
   fields: (t) => ({
-    name: t.exposeString("name"),
+    name: t.exposeString("name", { description: "Display name, 1 to 200 characters." }),
     cost: t.field({
       type: "Credits",
       description:
@@ -48,7 +51,10 @@ export const BoardRef = builder.prismaNode("Board", {
 });
 
 builder.prismaObjectField("Account", "boards", (t) =>
-  t.relation("boards", { query: { orderBy: [{ createdAt: "asc" }, { id: "asc" }] } }),
+  t.relation("boards", {
+    description: "The account's boards, oldest first.",
+    query: { orderBy: [{ createdAt: "asc" }, { id: "asc" }] },
+  }),
 );
 
 builder.prismaObjectField("Generation", "board", (t) =>
@@ -69,17 +75,27 @@ builder.prismaObjectField("Generation", "board", (t) =>
 );
 
 const CreateBoardInput = builder.inputType("CreateBoardInput", {
-  fields: (t) => ({ accountId: t.id({ required: true }), name: t.string({ required: true }) }),
+  description: "A new, empty board on an account.",
+  fields: (t) => ({
+    accountId: t.id({ required: true, description: "The account's global id." }),
+    name: t.string({ required: true, description: "Display name, 1 to 200 characters." }),
+  }),
 });
 const BoardItemInput = builder.inputType("BoardItemInput", {
-  fields: (t) => ({ boardId: t.id({ required: true }), generationId: t.id({ required: true }) }),
+  description: "A board and a generation of the same account.",
+  fields: (t) => ({
+    boardId: t.id({ required: true, description: "The board's global id." }),
+    generationId: t.id({ required: true, description: "The generation's global id." }),
+  }),
 });
 
 const boardPayload = (name: string) =>
   builder.objectRef<{ boardId: string }>(name).implement({
+    description: "The board as the change left it.",
     fields: (t) => ({
       board: t.prismaField({
         type: BoardRef,
+        description: "The board, with its generations and cost as they are now.",
         resolve: (query, parent, _args, context) =>
           context.prisma.board.findUniqueOrThrow({ ...query, where: { id: parent.boardId } }),
       }),
@@ -100,8 +116,10 @@ async function boardAndGeneration(context: Context, input: { boardId: string; ge
 builder.mutationField("createBoard", (t) =>
   t.field({
     type: boardPayload("CreateBoardSuccess"),
-    args: { input: t.arg({ type: CreateBoardInput, required: true }) },
-    errors: { union: { name: "CreateBoardResult" } },
+    description:
+      "Creates an empty board on an account the caller can see (any role; users on their own accounts).",
+    args: { input: t.arg({ type: CreateBoardInput, required: true, description: "The board to create." }) },
+    errors: { union: { name: "CreateBoardResult", description: resultDescription("createBoard") } },
     resolve: async (_root, { input }, context) => {
       const accountId = inputId("accountId", input.accountId, "Account");
       const name = validate((c) => c.requiredText("name", input.name));
@@ -123,8 +141,12 @@ builder.mutationField("createBoard", (t) =>
 builder.mutationField("addToBoard", (t) =>
   t.field({
     type: boardPayload("AddToBoardSuccess"),
-    args: { input: t.arg({ type: BoardItemInput, required: true }) },
-    errors: { union: { name: "AddToBoardResult" } },
+    description:
+      "Puts a generation on a board of the same account; already there is a no-op. No balance changes.",
+    args: {
+      input: t.arg({ type: BoardItemInput, required: true, description: "The board and the generation." }),
+    },
+    errors: { union: { name: "AddToBoardResult", description: resultDescription("addToBoard") } },
     resolve: async (_root, { input }, context) => {
       const item = await boardAndGeneration(context, input);
       await context.db.query(
@@ -139,8 +161,12 @@ builder.mutationField("addToBoard", (t) =>
 builder.mutationField("removeFromBoard", (t) =>
   t.field({
     type: boardPayload("RemoveFromBoardSuccess"),
-    args: { input: t.arg({ type: BoardItemInput, required: true }) },
-    errors: { union: { name: "RemoveFromBoardResult" } },
+    description:
+      "Takes a generation off a board; not there is a no-op. Refunds nothing: what was delivered stays charged.",
+    args: {
+      input: t.arg({ type: BoardItemInput, required: true, description: "The board and the generation." }),
+    },
+    errors: { union: { name: "RemoveFromBoardResult", description: resultDescription("removeFromBoard") } },
     resolve: async (_root, { input }, context) => {
       const item = await boardAndGeneration(context, input);
       await context.db.query("DELETE FROM board_item WHERE board_id = $1 AND generation_id = $2", [

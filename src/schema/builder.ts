@@ -9,6 +9,7 @@ import { getDatamodel } from "../db/generated/pothos-types.ts";
 import type { Credits } from "../domain/credits.ts";
 import { ForbiddenError, InvalidInputError, NotFoundError } from "../domain/errors.ts";
 import type { Context } from "./context.ts";
+import { relayDescriptions } from "./relay-descriptions.ts";
 
 /**
  * The one Pothos builder. Plugin order matters: scope-auth wraps resolvers
@@ -56,10 +57,18 @@ export const builder = new SchemaBuilder<{
   relay: {
     clientMutationId: "omit",
     cursorType: "String",
-    nodeQueryOptions: { nullable: true },
     nodesQueryOptions: false,
+    ...relayDescriptions,
   },
 });
 
-builder.queryType({ authScopes: { authenticated: true } });
-builder.mutationType({ authScopes: { authenticated: true } });
+builder.queryType({
+  description:
+    "Reads. Every field needs a token (`Authorization: Bearer <token>`); without one only `__typename` and introspection answer.",
+  authScopes: { authenticated: true },
+});
+builder.mutationType({
+  description:
+    "Writes. Each returns a `…Result` union of its success type and the operating errors it can meet (`... on Error { code message }`); an error answer means nothing of the request was applied.",
+  authScopes: { authenticated: true },
+});

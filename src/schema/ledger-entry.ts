@@ -15,6 +15,13 @@ import { entryStatusOf, type GenerationStatus } from "../domain/model.ts";
 import { BalanceRef } from "./balance.ts";
 import { builder } from "./builder.ts";
 import type { Context } from "./context.ts";
+import {
+  BALANCE_AFTER,
+  IDEMPOTENCY_KEY,
+  NOT_FOUND_ACCOUNT,
+  REPLAYED,
+  resultDescription,
+} from "./descriptions.ts";
 import { EntryStatusEnum, LedgerEntryTypeEnum, RefundReasonEnum } from "./enums.ts";
 import { forwardPageInfo, GenerationRef, historyArgumentError } from "./generation.ts";
 import { inputId, localId } from "./ids.ts";
@@ -22,12 +29,17 @@ import { readAccountPage, requireAdmin, unwrap } from "./support.ts";
 import { onVisibleAccount } from "./visibility.ts";
 
 export const LedgerEntryRef = builder.prismaNode("LedgerEntry", {
-  id: { field: "id" },
+  description:
+    "One movement of an account's credits: immutable and append-only. Every entry says what moved, why, and the balance before and after; the account's available balance is the sum of its entries' amounts.",
+  id: { field: "id", description: "The entry's global id." },
   nullable: true,
   findUnique: (id, context) => ({ id, ...onVisibleAccount(context) }),
   fields: (t) => ({
-    sequence: t.exposeInt("sequence"),
-    type: t.expose("type", { type: LedgerEntryTypeEnum }),
+    sequence: t.exposeInt("sequence", {
+      description:
+        "Position in the account's ledger: 1, 2, 3, … with no gap. Resume subscriptions with `afterSequence`.",
+    }),
+    type: t.expose("type", { type: LedgerEntryTypeEnum, description: "What the entry records." }),
     amount: t.expose("amount", {
       type: "Credits",
       description: "Signed: + adds to the balance, − takes from it.",
@@ -47,54 +59,83 @@ export const LedgerEntryRef = builder.prismaNode("LedgerEntry", {
           .then((status) => entryStatusOf(entry.type, status));
       },
     }),
-    title: t.exposeString("title"),
-    balanceBefore: t.expose("balanceBefore", { type: "Credits" }),
-    balanceAfter: t.expose("balanceAfter", { type: "Credits" }),
-    reason: t.expose("reason", { type: RefundReasonEnum, nullable: true }),
-    message: t.exposeString("message", { nullable: true }),
-    generation: t.relation("generation", { nullable: true, type: GenerationRef }),
-    createdAt: t.expose("createdAt", { type: "DateTime" }),
+    title: t.exposeString("title", {
+      description:
+        'For people: the generation\'s feature (USAGE, REFUND, RELEASE); the grant\'s title, else "Credit purchase" or "Subscription credits" (GRANT); "Credits expired" (EXPIRY); "Adjustment" (ADJUSTMENT).',
+    }),
+    balanceBefore: t.expose("balanceBefore", {
+      type: "Credits",
+      description: "The account's available balance just before this entry.",
+    }),
+    balanceAfter: t.expose("balanceAfter", {
+      type: "Credits",
+      description: "The account's available balance just after it: balanceBefore + amount.",
+    }),
+    reason: t.expose("reason", {
+      type: RefundReasonEnum,
+      nullable: true,
+      description: "Why credits came back: set on REFUND entries, null on the others.",
+    }),
+    message: t.exposeString("message", {
+      nullable: true,
+      description: "A refund's message or an adjustment's note; null when none.",
+    }),
+    generation: t.relation("generation", {
+      nullable: true,
+      type: GenerationRef,
+      description: "The generation it belongs to (USAGE, REFUND, RELEASE); null for the others.",
+    }),
+    createdAt: t.expose("createdAt", { type: "DateTime", description: "When it was written." }),
   }),
 });
 
 builder.prismaObjectField("Generation", "ledgerEntries", (t) =>
-  t.relation("entries", { query: { orderBy: { sequence: "asc" } } }),
+  t.relation("entries", {
+    description: "The ledger entries the generation wrote (USAGE, REFUND, RELEASE), in sequence order.",
+    query: { orderBy: { sequence: "asc" } },
+  }),
 );
 
 const AdjustBalanceInput = builder.inputType("AdjustBalanceInput", {
+  description: "A correction of an account's balance by an admin.",
   fields: (t) => ({
-    idempotencyKey: t.string({ required: true }),
-    accountId: t.id({ required: true }),
+    idempotencyKey: t.string({ required: true, description: IDEMPOTENCY_KEY }),
+    accountId: t.id({ required: true, description: "The account's global id." }),
     amount: t.field({
       type: "Credits",
       required: true,
-      description: "Signed; may not drive available below 0.",
+      description:
+        'Signed and not 0: positive adds a WALLET grant titled "Adjustment"; negative takes from available credits in draw order and may not drive available below 0.',
     }),
-    note: t.string({ required: true }),
+    note: t.string({ required: true, description: "Why, 1 to 200 characters; the entry's message." }),
   }),
 });
 
 const AdjustBalanceSuccess = builder
   .objectRef<{ entryId: string; balance: BalanceSnapshot; replayed: boolean }>("AdjustBalanceSuccess")
   .implement({
+    description: "The adjustment was applied as an ADJUSTMENT entry.",
     fields: (t) => ({
       entry: t.prismaField({
         type: LedgerEntryRef,
+        description: "The ADJUSTMENT entry written.",
         resolve: (query, parent, _args, context) =>
           context.prisma.ledgerEntry.findUniqueOrThrow({ ...query, where: { id: parent.entryId } }),
       }),
-      balance: t.field({ type: BalanceRef, resolve: (parent) => parent.balance }),
-      replayed: t.exposeBoolean("replayed"),
+      balance: t.field({ type: BalanceRef, description: BALANCE_AFTER, resolve: (parent) => parent.balance }),
+      replayed: t.exposeBoolean("replayed", { description: REPLAYED }),
     }),
   });
 
 builder.mutationField("adjustBalance", (t) =>
   t.field({
     type: AdjustBalanceSuccess,
-    args: { input: t.arg({ type: AdjustBalanceInput, required: true }) },
+    description:
+      "Adds or takes credits outside any generation, as an ADJUSTMENT entry (admin). InsufficientCreditsError when it would drive available below 0.",
+    args: { input: t.arg({ type: AdjustBalanceInput, required: true, description: "The adjustment." }) },
     errors: {
       types: [InsufficientCreditsError, IdempotencyKeyReusedError],
-      union: { name: "AdjustBalanceResult" },
+      union: { name: "AdjustBalanceResult", description: resultDescription("adjustBalance") },
     },
     resolve: async (_root, { input }, context) => {
       requireAdmin(context, "adjustBalance");
@@ -130,8 +171,13 @@ const LedgerFilterInput = builder.inputType("LedgerFilter", {
 });
 
 const LedgerEntryConnection = builder.connectionObject(
-  { type: LedgerEntryRef, name: "LedgerEntryConnection", edgesNullable: { list: false, items: false } },
-  { name: "LedgerEntryEdge" },
+  {
+    type: LedgerEntryRef,
+    name: "LedgerEntryConnection",
+    description: "A page of an account's ledger entries, newest first.",
+    edgesNullable: { list: false, items: false },
+  },
+  { name: "LedgerEntryEdge", description: "One ledger entry of the page, with its cursor." },
 );
 
 builder.queryField("ledger", (t) =>
@@ -140,8 +186,8 @@ builder.queryField("ledger", (t) =>
     description:
       "An account's ledger entries, newest first (by sequence): what moved, why, and the balance before and after.",
     args: {
-      accountId: t.arg.id({ required: true }),
-      filter: t.arg({ type: LedgerFilterInput }),
+      accountId: t.arg.id({ required: true, description: NOT_FOUND_ACCOUNT }),
+      filter: t.arg({ type: LedgerFilterInput, description: "Only entries that match; omitted: all." }),
       first: t.arg.int({ description: `Page size, 1 to ${PAGE_SIZE_MAX} (default ${PAGE_SIZE_DEFAULT}).` }),
       after: t.arg.string({ description: "The endCursor of the previous page." }),
     },

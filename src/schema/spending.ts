@@ -6,6 +6,7 @@ import {
   spendingSummary,
 } from "../domain/history.ts";
 import { builder } from "./builder.ts";
+import { NOT_FOUND_ACCOUNT } from "./descriptions.ts";
 import { historyArgumentError } from "./generation.ts";
 import { localId } from "./ids.ts";
 import { assertReadable } from "./support.ts";
@@ -20,14 +21,14 @@ export const FeatureSpendingRef = builder
   .implement({
     description: "The spending figures of the generations of one feature.",
     fields: (t) => ({
-      feature: t.exposeString("feature"),
+      feature: t.exposeString("feature", { description: 'The feature, e.g. "Quick Video".' }),
       charged: t.expose("charged", { type: "Credits", description: "Σ charged for delivered items." }),
       refunded: t.expose("refunded", {
         type: "Credits",
         description: "Σ refunded: failed items plus support refunds.",
       }),
       net: t.expose("net", { type: "Credits", description: "charged − support refunds: what was paid." }),
-      generations: t.exposeInt("generations"),
+      generations: t.exposeInt("generations", { description: "Generations of this feature in the period." }),
       failedGenerations: t.exposeInt("failedGenerations", {
         description: "Generations that ended FAILED, TIMED_OUT or CANCELLED.",
       }),
@@ -67,7 +68,7 @@ builder.queryField("spending", (t) =>
     type: SpendingSummaryRef,
     description: "What an account's generations created in [from, to) cost; an omitted bound is open.",
     args: {
-      accountId: t.arg.id({ required: true }),
+      accountId: t.arg.id({ required: true, description: NOT_FOUND_ACCOUNT }),
       from: t.arg({ type: "DateTime", description: "Generations created at or after this instant." }),
       to: t.arg({ type: "DateTime", description: "Generations created before this instant (exclusive)." }),
     },

@@ -13,11 +13,16 @@ import {
 import { BalanceRef } from "./balance.ts";
 import { builder } from "./builder.ts";
 import type { Context } from "./context.ts";
+import { ACCOUNT_TO_FOLLOW } from "./descriptions.ts";
 import { GenerationRef } from "./generation.ts";
 import { localId } from "./ids.ts";
 import { LedgerEntryRef } from "./ledger-entry.ts";
 
-builder.subscriptionType({ authScopes: { authenticated: true } });
+builder.subscriptionType({
+  description:
+    "Live events of one account, published after each commit, on every server instance: over WebSocket (`graphql-transport-ws`, token in `connectionParams.authorization`) or Server-Sent Events (token in the Authorization header). An account the caller may not see is a GraphQL error with code NOT_FOUND. A subscriber that falls too far behind is closed (WebSocket close code 4429) and resumes with `ledgerEntryAdded(afterSequence:)`.",
+  authScopes: { authenticated: true },
+});
 
 /** The account a subscription follows, after the same visibility rule as queries. */
 async function followedAccount(context: Context, accountId: string): Promise<string> {
@@ -97,7 +102,13 @@ builder.subscriptionField("ledgerEntryAdded", (t) =>
     type: LedgerEntryRef,
     description:
       "Every new ledger entry of the account, in sequence order, each once. With afterSequence: n, entries after n are replayed from the ledger first, then live ones follow with no gap and no duplicate.",
-    args: { accountId: t.arg.id({ required: true }), afterSequence: t.arg.int() },
+    args: {
+      accountId: t.arg.id({ required: true, description: ACCOUNT_TO_FOLLOW }),
+      afterSequence: t.arg.int({
+        description:
+          "Replay the entries after this sequence first (0: all of them), then continue live. Omitted: live entries only. After a dropped connection pass the last sequence received.",
+      }),
+    },
     subscribe: async (_root, args, context) => {
       const accountId = await followedAccount(context, args.accountId);
       const afterSequence = args.afterSequence ?? null;
@@ -168,7 +179,7 @@ builder.subscriptionField("balanceChanged", (t) =>
     type: BalanceRef,
     description:
       "The account's balance after each change (a slow subscriber gets the newest one, never a stale one).",
-    args: { accountId: t.arg.id({ required: true }) },
+    args: { accountId: t.arg.id({ required: true, description: ACCOUNT_TO_FOLLOW }) },
     subscribe: async (_root, args, context) => {
       const accountId = await followedAccount(context, args.accountId);
       // Only the newest balance waits (pushLatest), so this queue never overflows.
@@ -187,7 +198,12 @@ builder.subscriptionField("generationUpdated", (t) =>
   t.prismaField({
     type: GenerationRef,
     description: "A generation of the account after each change (reserve, item outcome, refund, timeout).",
-    args: { accountId: t.arg.id({ required: true }), generationId: t.arg.id() },
+    args: {
+      accountId: t.arg.id({ required: true, description: ACCOUNT_TO_FOLLOW }),
+      generationId: t.arg.id({
+        description: "Only this generation of the account (a global id); omitted: all of them.",
+      }),
+    },
     subscribe: async (_root, args, context) => {
       const accountId = await followedAccount(context, args.accountId);
       const only = args.generationId == null ? null : localId(args.generationId, "Generation");

@@ -4,58 +4,95 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 /** Internal type. DO NOT USE DIRECTLY. */
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-node/core';
+/** Who an account's credits belong to. */
 export type AccountKind =
+  /** One person's credits. */
   | 'PERSONAL'
+  /** A team's shared pool: its members spend from it, and its refunds return to it. */
   | 'WORKSPACE';
 
+/** A member to add to an account, or whose role to change (an upsert). */
 export type AddAccountMemberInput = {
+  /** The account's global id. */
   accountId: string | number;
+  /** The role the member has from now on. */
   role: MemberRole;
+  /** The user id (token `sub`): 1 to 200 characters. */
   userId: string;
 };
 
+/** A correction of an account's balance by an admin. */
 export type AdjustBalanceInput = {
+  /** The account's global id. */
   accountId: string | number;
-  /** Signed; may not drive available below 0. */
+  /** Signed and not 0: positive adds a WALLET grant titled "Adjustment"; negative takes from available credits in draw order and may not drive available below 0. */
   amount: number;
+  /** Chosen by the client, 1 to 200 printable characters, scoped to the token's `sub` and this mutation, kept at least 24 hours. The same key with the same input returns the stored answer (`replayed: true`); with different input it is `IdempotencyKeyReusedError`. Retry a request whose answer was lost with the SAME key, never a new one. */
   idempotencyKey: string;
+  /** Why, 1 to 200 characters; the entry's message. */
   note: string;
 };
 
+/** A board and a generation of the same account. */
 export type BoardItemInput = {
+  /** The board's global id. */
   boardId: string | number;
+  /** The generation's global id. */
   generationId: string | number;
 };
 
+/** A generation to cancel. */
 export type CancelGenerationInput = {
+  /** The generation's global id. */
   generationId: string | number;
+  /** Chosen by the client, 1 to 200 printable characters, scoped to the token's `sub` and this mutation, kept at least 24 hours. The same key with the same input returns the stored answer (`replayed: true`); with different input it is `IdempotencyKeyReusedError`. Retry a request whose answer was lost with the SAME key, never a new one. */
   idempotencyKey: string;
 };
 
+/** A new account and its first member, its OWNER. */
 export type CreateAccountInput = {
+  /** Chosen by the client, 1 to 200 printable characters, scoped to the token's `sub` and this mutation, kept at least 24 hours. The same key with the same input returns the stored answer (`replayed: true`); with different input it is `IdempotencyKeyReusedError`. Retry a request whose answer was lost with the SAME key, never a new one. */
   idempotencyKey: string;
+  /** PERSONAL or WORKSPACE. */
   kind: AccountKind;
+  /** Display name: 1 to 200 characters. */
   name: string;
+  /** The user id (token `sub`) who becomes the account's OWNER: 1 to 200 characters. */
   ownerId: string;
 };
 
+/** A new, empty board on an account. */
 export type CreateBoardInput = {
+  /** The account's global id. */
   accountId: string | number;
+  /** Display name, 1 to 200 characters. */
   name: string;
 };
 
+/** A ledger entry's status, derived from its generation: only USAGE entries change. */
 export type EntryStatus =
+  /** A USAGE entry whose generation was charged (in whole or in part); every other entry. */
   | 'COMPLETED'
+  /** A USAGE entry whose generation was refunded in full. */
   | 'FAILED'
+  /** A USAGE entry whose generation still has items in progress. */
   | 'PENDING';
 
+/** The code of an operating error (a member of a mutation's result union). docs/ERRORS.md says when each happens and what to do. */
 export type ErrorCode =
+  /** The generation's items already ended otherwise; nothing changed. */
   | 'ALREADY_FINALIZED'
+  /** The token's role, or the caller's membership, does not allow this. */
   | 'FORBIDDEN'
+  /** The key was already used for this mutation with other input. Nothing was written. */
   | 'IDEMPOTENCY_KEY_REUSED'
+  /** Not enough available credits; nothing was held or taken. */
   | 'INSUFFICIENT_CREDITS'
+  /** A value breaks a rule; `field` names it. Nothing was written. */
   | 'INVALID_INPUT'
+  /** The object does not exist, or the caller may not see it. */
   | 'NOT_FOUND'
+  /** A support refund above what is still refundable; nothing was refunded. */
   | 'REFUND_EXCEEDS_CHARGE';
 
 /** Narrows `generations`; every condition given must hold. */
@@ -70,53 +107,86 @@ export type GenerationFilter = {
   to?: string | null | undefined;
 };
 
+/** Where a generation stands; final once every item has ended. */
 export type GenerationStatus =
+  /** Cancelled before any item was delivered; every item was refunded (reason CANCELLED). */
   | 'CANCELLED'
+  /** No item was delivered; every item was refunded in full. */
   | 'FAILED'
+  /** At least one item has not ended yet; its credits are held. */
   | 'IN_PROGRESS'
+  /** Some items were delivered and charged; the others were refunded. */
   | 'PARTIALLY_SUCCEEDED'
+  /** Every item was delivered and charged. */
   | 'SUCCEEDED'
+  /** No item was delivered before the deadline; the reaper refunded them (reason TIMEOUT). */
   | 'TIMED_OUT';
 
+/** Credits to add to an account as a new grant. */
 export type GrantCreditsInput = {
+  /** The account's global id. */
   accountId: string | number;
+  /** Credits to add: positive; the account's total may not pass 2^53 − 1. */
   amount: number;
+  /** When the unspent remainder expires: in the future. Omitted: never. */
   expiresAt?: string | null | undefined;
+  /** Chosen by the client, 1 to 200 printable characters, scoped to the token's `sub` and this mutation, kept at least 24 hours. The same key with the same input returns the stored answer (`replayed: true`); with different input it is `IdempotencyKeyReusedError`. Retry a request whose answer was lost with the SAME key, never a new one. */
   idempotencyKey: string;
+  /** The platform's own reference, at most 200 characters. */
   reference?: string | null | undefined;
+  /** SUBSCRIPTION (a period's quota, usually with expiresAt) or WALLET. */
   source: GrantSource;
-  /** Shown as the GRANT entry's title; default "Credit purchase" or "Subscription credits". */
+  /** Shown as the GRANT entry's title, at most 200 characters; default "Credit purchase" (WALLET) or "Subscription credits" (SUBSCRIPTION). */
   title?: string | null | undefined;
 };
 
+/** Where a grant's credits come from; it decides the order credits are spent in. */
 export type GrantSource =
+  /** A subscription period's quota, expiring at the period's end. Spent first, soonest expiry first. */
   | 'SUBSCRIPTION'
+  /** Purchased or given credits, usually without expiry. Spent after subscription credits, oldest first. */
   | 'WALLET';
 
+/** How one item ended. Its first outcome wins: the same again is a no-op, another one AlreadyFinalizedError. */
 export type ItemOutcomeInput = {
   /** Cost of a delivered item; default and maximum its unit cost. */
   cost?: number | null | undefined;
-  /** Item position, from 0. */
+  /** Item position, from 0 to quantity − 1. */
   index: number;
+  /** What went wrong, at most 200 characters; kept on the item and its REFUND entry. */
   message?: string | null | undefined;
-  /** Required when the item failed. */
+  /** Required when the item failed; refused when it succeeded. */
   reason?: RefundReason | null | undefined;
+  /** True: delivered, charged `cost`. False: failed, refunded in full (needs `reason`). */
   succeeded: boolean;
 };
 
+/** Where one item of a generation stands. An item ends exactly once; its first outcome wins. */
 export type ItemStatus =
+  /** Cancelled while in progress: refunded in full (reason CANCELLED). */
   | 'CANCELLED'
+  /** Failed: refunded in full, with a reason. */
   | 'FAILED'
+  /** Not ended yet: its reserve is held. */
   | 'IN_PROGRESS'
+  /** Delivered: charged its cost, the rest of its reserve released. */
   | 'SUCCEEDED'
+  /** Not finished by the deadline: refunded in full by the reaper (reason TIMEOUT). */
   | 'TIMED_OUT';
 
+/** What a ledger entry records. The sign of its amount follows from the type. */
 export type LedgerEntryType =
+  /** A correction by an admin (+ or −), with a note. */
   | 'ADJUSTMENT'
+  /** The unused remainder of an expired grant written off (−). */
   | 'EXPIRY'
+  /** Credits added by a grant (+). */
   | 'GRANT'
+  /** Credits returned for failed, timed-out or cancelled items, or by a support refund (+), with a reason. */
   | 'REFUND'
+  /** The surplus of a reserve given back when a delivered item cost less than reserved (+). */
   | 'RELEASE'
+  /** Credits held when a generation was reserved (−). */
   | 'USAGE';
 
 /** Narrows `ledger`; every condition given must hold. "My refunds" is { types: [REFUND] }. */
@@ -135,57 +205,93 @@ export type LedgerFilter = {
   types?: Array<LedgerEntryType> | null | undefined;
 };
 
+/** A member's role in an account. */
 export type MemberRole =
+  /** Reads the account, subscribes to it, cancels the generations they requested. */
   | 'MEMBER'
+  /** May also cancel any of the account's generations, not only their own. */
   | 'OWNER';
 
+/** A whole generation failed: every unfinished item ends with this reason. */
 export type RefundGenerationInput = {
+  /** The generation's global id. */
   generationId: string | number;
+  /** Chosen by the client, 1 to 200 printable characters, scoped to the token's `sub` and this mutation, kept at least 24 hours. The same key with the same input returns the stored answer (`replayed: true`); with different input it is `IdempotencyKeyReusedError`. Retry a request whose answer was lost with the SAME key, never a new one. */
   idempotencyKey: string;
+  /** What went wrong, at most 200 characters. */
   message?: string | null | undefined;
+  /** Why it failed; shown on the REFUND entry. */
   reason: RefundReason;
 };
 
+/** Why credits were refunded. Every REFUND entry and every failed item carries one. */
 export type RefundReason =
+  /** A charge that should not have been made: the usual reason of a support refund. */
   | 'BILLING_ERROR'
+  /** Cancelled by the requester, an account owner or the platform (set by cancelGeneration). */
   | 'CANCELLED'
+  /** The request or its output was rejected by a content policy. */
   | 'CONTENT_REJECTED'
+  /** The generation or item failed for a reason no other value names. */
   | 'GENERATION_FAILED'
+  /** The generation's input was found invalid after it started. */
   | 'INVALID_INPUT'
+  /** The provider's output could not be used. */
   | 'MALFORMED_RESPONSE'
+  /** The model provider answered with an error. */
   | 'PROVIDER_ERROR'
+  /** The model provider or a service it needs was unavailable. */
   | 'SERVICE_UNAVAILABLE'
+  /** An error of the platform's own systems. */
   | 'SYSTEM_ERROR'
+  /** Not finished by the deadline (set by the reaper). */
   | 'TIMEOUT';
 
+/** A generation to start: its credits are held at once, or nothing is written. */
 export type ReserveGenerationInput = {
+  /** The account to bill (a global id). */
   accountId: string | number;
+  /** A board of the same account to put the generation on (a global id). */
   boardId?: string | number | null | undefined;
-  /** What is generated, e.g. "Quick Video"; the ledger entry's title. */
+  /** What is generated, e.g. "Quick Video"; the ledger entry's title. 1 to 200 characters. */
   feature: string;
+  /** Chosen by the client, 1 to 200 printable characters, scoped to the token's `sub` and this mutation, kept at least 24 hours. The same key with the same input returns the stored answer (`replayed: true`); with different input it is `IdempotencyKeyReusedError`. Retry a request whose answer was lost with the SAME key, never a new one. */
   idempotencyKey: string;
+  /** Anything the platform wants kept with it, at most 8 KB of JSON. */
   metadata?: unknown;
+  /** The model used, at most 200 characters. */
   model?: string | null | undefined;
+  /** Number of items, 1 to 100, each billed on its own. */
   quantity?: number | null | undefined;
-  /** The user who asked; they may cancel it. */
+  /** The user (token `sub`) who asked; they may cancel it. At most 200 characters. */
   requestedBy?: string | null | undefined;
-  /** Seconds until unfinished items time out and are refunded (default 9000, 150 minutes). */
+  /** Seconds until unfinished items time out and are refunded: 1 to 86400 (default 9000, 150 minutes). */
   timeoutSeconds?: number | null | undefined;
+  /** Credits per item: positive; the most a delivered item can be charged. */
   unitCost: number;
 };
 
+/** The outcomes of a generation's items, as the platform learned them. */
 export type SettleGenerationInput = {
+  /** The generation's global id. */
   generationId: string | number;
+  /** Chosen by the client, 1 to 200 printable characters, scoped to the token's `sub` and this mutation, kept at least 24 hours. The same key with the same input returns the stored answer (`replayed: true`); with different input it is `IdempotencyKeyReusedError`. Retry a request whose answer was lost with the SAME key, never a new one. */
   idempotencyKey: string;
   /** Per-item outcomes (at most 100); omitted: every item succeeded at its reserved cost. */
   items?: Array<ItemOutcomeInput> | null | undefined;
 };
 
+/** Credits to give back for a generation that was charged (admin). */
 export type SupportRefundInput = {
+  /** Credits to return: positive, at most what was charged minus earlier support refunds. */
   amount: number;
+  /** The generation's global id. */
   generationId: string | number;
+  /** Chosen by the client, 1 to 200 printable characters, scoped to the token's `sub` and this mutation, kept at least 24 hours. The same key with the same input returns the stored answer (`replayed: true`); with different input it is `IdempotencyKeyReusedError`. Retry a request whose answer was lost with the SAME key, never a new one. */
   idempotencyKey: string;
+  /** A note for the REFUND entry's message, at most 200 characters. */
   note?: string | null | undefined;
+  /** Why; usually BILLING_ERROR. */
   reason: RefundReason;
 };
 
