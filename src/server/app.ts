@@ -22,6 +22,8 @@ import {
 } from "./auth.ts";
 import type { Config } from "./config.ts";
 import { handleDashboard } from "./dashboard.ts";
+import { documentCachePlugin } from "./document-cache.ts";
+import { documentShapePlugin } from "./document-shape.ts";
 import { type EventBus, eventOf, InProcessEventBus, RedisEventBus } from "./events.ts";
 import { limitsPlugin, observabilityPlugin, RateLimiter, REQUEST_BODY_BYTES_MAX } from "./hardening.ts";
 import { createLoaders } from "./loaders.ts";
@@ -124,9 +126,13 @@ export async function createApp(config: Config): Promise<App> {
     // REQUEST_BODY_BYTES_MAX is required, and Node's HTTP parser reads no byte past it. Yoga's
     // own limit would pipe every body through a web TransformStream (7% of the server's CPU).
     maxRequestBodySize: false,
+    // Replaced by documentCachePlugin: bounded by bytes, and only for documents that passed validation.
+    parserAndValidationCache: false,
     plugins: [
       // Subscribers of one account share each event's execution (see shared-events.ts).
       sharedEventsPlugin(),
+      documentCachePlugin(),
+      documentShapePlugin(),
       limitsPlugin(),
       persistedOperationsPlugin(persisted, config.persistedOperations, mayUseRawDocuments),
       observabilityPlugin(log.child({ component: "graphql" }), metrics, limiter),

@@ -101,10 +101,41 @@ export async function handleDashboard(
 /**
  * Dev-login works in embedded mode and only for requests from this machine:
  * the server listens on every interface by default, and a token for any user
- * must not be handed to the network.
+ * must not be handed to the network. The socket address alone is not enough:
+ * a page whose host name an attacker re-points at 127.0.0.1 (DNS rebinding)
+ * reaches us from the victim's browser over loopback. Its Host header (and
+ * Origin, which browsers send on cross-origin requests) still carry the
+ * attacker's name, so both must name this machine and this server's port.
  */
 function devLoginAllowed(req: IncomingMessage, options: DashboardOptions): boolean {
-  return options.devLogin != null && isLoopback(req.socket.remoteAddress);
+  if (options.devLogin == null || !isLoopback(req.socket.remoteAddress)) return false;
+  const port = req.socket.localPort;
+  if (port === undefined || !isLoopbackAuthority(req.headers.host, port)) return false;
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  let parsed: URL;
+  try {
+    parsed = new URL(origin);
+  } catch {
+    // "null" (a sandboxed or file page) and garbage are not this machine.
+    return false;
+  }
+  return (
+    (parsed.protocol === "http:" || parsed.protocol === "https:") && isLoopbackAuthority(parsed.host, port)
+  );
+}
+
+/** Host names that can only mean this machine: rebinding cannot point them elsewhere. */
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** Whether `authority` (a Host header or a URL's host) is a loopback name with exactly `port`. */
+function isLoopbackAuthority(authority: string | undefined, port: number): boolean {
+  if (authority === undefined) return false;
+  const match = /^(\[::1\]|[^:[\]]+):(\d{1,5})$/.exec(authority.toLowerCase());
+  // Without a port the browser means 80 (or 443): accepted only when that is our port.
+  const host = match?.[1] ?? authority.toLowerCase();
+  const given = match === null ? (port === 80 ? 80 : -1) : Number(match[2]);
+  return LOOPBACK_HOSTS.has(host) && given === port;
 }
 
 function isLoopback(address: string | undefined): boolean {

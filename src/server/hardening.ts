@@ -1,5 +1,12 @@
 import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
-import { GraphQLError, Kind, type OperationDefinitionNode, type ValidationContext } from "graphql";
+import {
+  type FragmentDefinitionNode,
+  GraphQLError,
+  Kind,
+  type OperationDefinitionNode,
+  type SelectionNode,
+  type ValidationContext,
+} from "graphql";
 import { createGraphQLError, type Plugin } from "graphql-yoga";
 import type { Context } from "../schema/context.ts";
 import type { Logger } from "./log.ts";
@@ -9,8 +16,13 @@ import type { Metrics } from "./metrics.ts";
 export const QUERY_DEPTH_MAX = 12;
 /** Most aliases in one document. */
 export const ALIASES_MAX = 30;
-/** Most tokens in one document (a generous real query has a few hundred). */
-export const TOKENS_MAX = 3_000;
+/**
+ * Most tokens in one document: the largest operation in operations/ has 111,
+ * the largest in the tests 98, GraphiQL's introspection query 183. A parsed
+ * token costs about 500 bytes of heap (see document-cache.ts), so this also
+ * bounds what one document can hold.
+ */
+export const TOKENS_MAX = 1_000;
 /** Highest estimated cost of one document (graphql-armor's cost model). */
 export const COST_MAX = 10_000;
 /** Most directives in one document. */
@@ -65,14 +77,20 @@ export class RateLimiter {
     private readonly burst: number,
   ) {}
 
-  take(principal: string, now = Date.now()): boolean {
+  /** The most mutations one operation may hold: more could never be let through. */
+  get burstMax(): number {
+    return this.burst;
+  }
+
+  /** Takes `count` tokens (one per mutation field) at once, or none. */
+  take(principal: string, count = 1, now = Date.now()): boolean {
     const bucket = this.buckets.get(principal) ?? { tokens: this.burst, at: now };
     bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.ratePerSecond);
     bucket.at = now;
     this.buckets.set(principal, bucket);
     if (this.buckets.size > 100_000) this.buckets.clear();
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
+    if (bucket.tokens < count) return false;
+    bucket.tokens -= count;
     return true;
   }
 }
@@ -87,6 +105,40 @@ export function operationOf(
       definition.kind === Kind.OPERATION_DEFINITION &&
       (name == null || (definition as OperationDefinitionNode).name?.value === name),
   );
+}
+
+/**
+ * How many mutation fields an operation runs: its root fields, those under
+ * root fragments and inline fragments included, each alias counted. A
+ * fragment spread twice at the root runs once, as in execution.
+ */
+export function mutationFieldCount(
+  document: { definitions: readonly { kind: string }[] },
+  operation: OperationDefinitionNode,
+): number {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) {
+      const fragment = definition as FragmentDefinitionNode;
+      fragments.set(fragment.name.value, fragment);
+    }
+  }
+  const keys = new Set<string>();
+  const spread = new Set<string>();
+  const collect = (selections: readonly SelectionNode[]) => {
+    for (const selection of selections) {
+      if (selection.kind === Kind.FIELD) keys.add(selection.alias?.value ?? selection.name.value);
+      else if (selection.kind === Kind.INLINE_FRAGMENT) collect(selection.selectionSet.selections);
+      else if (!spread.has(selection.name.value)) {
+        spread.add(selection.name.value);
+        collect(fragments.get(selection.name.value)?.selectionSet.selections ?? []);
+      }
+    }
+  };
+  collect(operation.selectionSet.selections);
+  // Fields of one response key merge into one execution; `__typename` writes nothing.
+  keys.delete("__typename");
+  return Math.max(1, keys.size);
 }
 
 /**
@@ -126,15 +178,19 @@ export function observabilityPlugin(
           ...(outcome === undefined ? {} : { outcome }),
         });
       if (operation?.operation === "mutation" && limiter !== null && context.principal !== null) {
-        if (!limiter.take(context.principal.sub)) {
+        // Every root field is a mutation of its own (aliases included), so each takes a token.
+        const mutations = mutationFieldCount(args.document, operation);
+        if (!limiter.take(context.principal.sub, mutations)) {
           metrics.rateLimited.inc();
           for (const field of fields) metrics.operations.inc({ field, outcome: "RATE_LIMITED" });
           logOperation(1, "RATE_LIMITED");
+          const message =
+            mutations > limiter.burstMax
+              ? `This operation holds ${mutations} mutations and the rate limit lets at most ${limiter.burstMax} through at once: split it (nothing was written)`
+              : "Too many mutations: slow down and retry shortly (nothing was written)";
           setResultAndStopExecution({
             errors: [
-              new GraphQLError("Too many mutations: slow down and retry shortly (nothing was written)", {
-                extensions: { code: "RATE_LIMITED", http: { status: 429 } },
-              }),
+              new GraphQLError(message, { extensions: { code: "RATE_LIMITED", http: { status: 429 } } }),
             ],
           });
           return;
