@@ -18,6 +18,7 @@ export class Channel<T> implements AsyncIterableIterator<T> {
   private taken: T | undefined;
   private consumed: T | undefined;
   private readonly aborter = new AbortController();
+  private takes = 0;
 
   constructor(
     private readonly sizeMax: number,
@@ -32,6 +33,7 @@ export class Channel<T> implements AsyncIterableIterator<T> {
       const { resolve } = this.waiting;
       this.waiting = null;
       this.taken = value;
+      this.takes += 1;
       resolve({ value, done: false });
       return;
     }
@@ -70,6 +72,11 @@ export class Channel<T> implements AsyncIterableIterator<T> {
   /** Values queued and not yet taken. */
   get size(): number {
     return this.queue.length;
+  }
+
+  /** How many values the consumer has taken so far: it moves while the consumer keeps reading. */
+  get takenCount(): number {
+    return this.takes;
   }
 
   /** Aborted when the channel ends: work done for this subscriber stops on it. */
@@ -141,6 +148,7 @@ export class Channel<T> implements AsyncIterableIterator<T> {
     const value = this.queue.shift();
     if (value !== undefined) {
       this.taken = value;
+      this.takes += 1;
       const room = this.roomWaiters.shift();
       room?.();
       return { value, done: false };

@@ -4,6 +4,7 @@ import { loadBalance } from "../domain/balance.ts";
 import { entriesAfter, type LedgerEntryView } from "../domain/history.ts";
 import type { AccountEvent, EventBus } from "./events.ts";
 import type { Logger } from "./log.ts";
+import { REPLAY_CONCURRENCY_MAX, Semaphore } from "./replay.ts";
 
 /** A ledger entry as subscribers receive it: with its generation's status, for the derived entry status. */
 export type LiveEntry = LedgerEntryView;
@@ -244,6 +245,8 @@ export interface RealtimeOptions {
   readonly resyncIntervalMs?: number;
   /** Bound of each subscriber's queue. @default SUBSCRIBER_QUEUE_MAX */
   readonly subscriberQueueMax?: number;
+  /** Replay pages read and delivered at once. @default REPLAY_CONCURRENCY_MAX */
+  readonly replayConcurrencyMax?: number;
 }
 
 /**
@@ -260,6 +263,8 @@ export class Realtime {
   readonly resyncIntervalMs: number;
   /** Most events waiting for one subscriber before it is closed as too slow. */
   readonly subscriberQueueMax: number;
+  /** Turns for subscribers' replay pages: the slice of the pool replays may use (see replay.ts). */
+  readonly replays: Semaphore;
 
   constructor(
     private readonly db: Database,
@@ -269,6 +274,7 @@ export class Realtime {
   ) {
     this.resyncIntervalMs = options.resyncIntervalMs ?? RESYNC_INTERVAL_MS;
     this.subscriberQueueMax = options.subscriberQueueMax ?? SUBSCRIBER_QUEUE_MAX;
+    this.replays = new Semaphore(options.replayConcurrencyMax ?? REPLAY_CONCURRENCY_MAX);
     // Whatever was published while the bus was away is in the ledger; fetch it now, not at the next tick.
     bus.onReconnect?.(() => void this.resync());
   }
