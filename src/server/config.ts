@@ -50,7 +50,7 @@ export interface Config {
    * @default 0 in embedded mode, 1_000 with DATABASE_URL
    */
   rateLimitPerSecond: number;
-  /** Most events waiting for one subscriber before it is closed as too slow (4429). @default 1_000 */
+  /** Most events waiting for one subscriber before it is closed as too slow (1013). @default 1_000 */
   subscriberQueueMax: number;
   /** Most subscriptions one WebSocket holds at once. @default 50 */
   subscriptionsPerConnectionMax: number;

@@ -9,8 +9,12 @@ import { REPLAY_CONCURRENCY_MAX, Semaphore } from "./replay.ts";
 /** A ledger entry as subscribers receive it: with its generation's status, for the derived entry status. */
 export type LiveEntry = LedgerEntryView;
 
-/** WebSocket close code for a subscriber that fell too far behind; it resumes with `afterSequence`. */
-export const CLOSE_TOO_SLOW = 4429;
+/**
+ * WebSocket close code for a subscriber that fell too far behind; it resumes
+ * with `afterSequence`. 1013 "Try Again Later": graphql-ws clients retry it
+ * (4429 is graphql-ws's "too many initialisation requests", fatal to them).
+ */
+export const CLOSE_TOO_SLOW = 1013;
 /** Most events waiting for one subscriber before it is closed as too slow. @default 1_000 */
 export const SUBSCRIBER_QUEUE_MAX = 1_000;
 /** Entries read per query when replaying or filling a gap. */
