@@ -1,15 +1,9 @@
 import { GraphQLError } from "graphql";
 import type { BalanceSnapshot } from "../domain/balance.ts";
-import { entriesAfter } from "../domain/history.ts";
 import { Channel } from "../server/channel.ts";
 import { createLoaders } from "../server/loaders.ts";
-import {
-  atExpiry,
-  type ChangedGeneration,
-  CLOSE_TOO_SLOW,
-  type LiveEntry,
-  REPLAY_PAGE_SIZE,
-} from "../server/realtime.ts";
+import { atExpiry, type ChangedGeneration, CLOSE_TOO_SLOW, type LiveEntry } from "../server/realtime.ts";
+import { replayPaged } from "../server/replay.ts";
 import { BalanceRef } from "./balance.ts";
 import { builder } from "./builder.ts";
 import type { Context } from "./context.ts";
@@ -144,27 +138,19 @@ builder.subscriptionField("ledgerEntryAdded", (t) =>
         return channel;
       }
       delivered = afterSequence;
-      const { feed } = listening;
-      void (async () => {
-        try {
-          while (!channel.closed) {
-            const page = await entriesAfter(context.db, accountId, delivered, null, REPLAY_PAGE_SIZE);
-            for (const entry of page) {
-              if (channel.closed) return;
-              delivered = entry.sequence;
-              await channel.pushWhenRoom(entry);
-            }
-            // The seam, with no await between check and switch: everything after `delivered` is either still
-            // to be emitted by the feed (it is not past `delivered` yet) or read by the next page.
-            if (page.length < REPLAY_PAGE_SIZE && feed.sequence <= delivered) {
-              live = true;
-              return;
-            }
-          }
-        } catch (error) {
-          channel.fail(error instanceof Error ? error : new Error(String(error)));
-        }
-      })();
+      // Paged, in turns shared by the instance's replays, and stopped when the channel ends (see replay.ts).
+      replayPaged({
+        db: context.db,
+        gate: context.realtime.replays,
+        accountId,
+        after: afterSequence,
+        channel,
+        feed: listening.feed,
+        goLive: (upTo) => {
+          delivered = upTo;
+          live = true;
+        },
+      }).catch((error: unknown) => channel.fail(error instanceof Error ? error : new Error(String(error))));
       return channel;
     },
     resolve: (entry, _args, context) => {

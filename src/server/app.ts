@@ -32,6 +32,7 @@ import { Metrics } from "./metrics.ts";
 import { PersistedOperations, persistedOperationsPlugin, resolveWsDocument } from "./persisted.ts";
 import { atExpiry, Realtime } from "./realtime.ts";
 import { sharedEventsPlugin } from "./shared-events.ts";
+import { SubscriptionLimits } from "./subscription-limits.ts";
 
 /** Close code for a WebSocket whose token is missing, bad or expired. */
 export const CLOSE_UNAUTHORIZED = 4401;
@@ -86,6 +87,11 @@ export async function createApp(config: Config): Promise<App> {
   });
   const realtime = new Realtime(db, events, log.child({ component: "realtime" }), {
     subscriberQueueMax: config.subscriberQueueMax,
+    replayConcurrencyMax: config.replayConcurrencyMax,
+  });
+  const subscriptionLimits = new SubscriptionLimits({
+    perConnectionMax: config.subscriptionsPerConnectionMax,
+    perPrincipalMax: config.subscriptionsPerPrincipalMax,
   });
   const reaper = new Reaper(
     db,
@@ -237,8 +243,9 @@ export async function createApp(config: Config): Promise<App> {
   });
 
   const wsServer = new WebSocketServer({ server, path: "/graphql", maxPayload: REQUEST_BODY_BYTES_MAX });
+  // Caps and one-at-a-time setups per socket around onSubscribe and subscribe (see subscription-limits.ts).
   useServer<Record<string, unknown>, { principal: Principal | null; request: IncomingMessage }>(
-    {
+    subscriptionLimits.serve({
       onConnect: async (ctx) => {
         const fromParams = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
         const header = typeof fromParams === "string" ? fromParams : ctx.extra.request.headers.authorization;
@@ -316,7 +323,7 @@ export async function createApp(config: Config): Promise<App> {
         );
         return (isAsyncIterable(result) ? iterateInRequest(requestId, result) : result) as never;
       },
-    },
+    }),
     wsServer,
   );
 

@@ -3,6 +3,9 @@
  * end it with `overflow` (the subscriber is too slow and resumes from where it
  * was); replays wait for room instead (`pushWhenRoom`). Values pushed with
  * `pushLatest` (state such as a balance) keep only the newest waiting one.
+ * Once it ends, whichever way, nothing queued is served any more: every
+ * value still waiting would cost a resolver's queries for a client that is
+ * gone.
  */
 export class Channel<T> implements AsyncIterableIterator<T> {
   private readonly queue: T[] = [];
@@ -11,8 +14,11 @@ export class Channel<T> implements AsyncIterableIterator<T> {
   private failure: Error | null = null;
   private done = false;
   private roomWaiters: (() => void)[] = [];
+  private drainWaiters: (() => void)[] = [];
   private taken: T | undefined;
   private consumed: T | undefined;
+  private readonly aborter = new AbortController();
+  private takes = 0;
 
   constructor(
     private readonly sizeMax: number,
@@ -27,6 +33,7 @@ export class Channel<T> implements AsyncIterableIterator<T> {
       const { resolve } = this.waiting;
       this.waiting = null;
       this.taken = value;
+      this.takes += 1;
       resolve({ value, done: false });
       return;
     }
@@ -62,6 +69,30 @@ export class Channel<T> implements AsyncIterableIterator<T> {
     return this.done;
   }
 
+  /** Values queued and not yet taken. */
+  get size(): number {
+    return this.queue.length;
+  }
+
+  /** How many values the consumer has taken so far: it moves while the consumer keeps reading. */
+  get takenCount(): number {
+    return this.takes;
+  }
+
+  /** Aborted when the channel ends: work done for this subscriber stops on it. */
+  get signal(): AbortSignal {
+    return this.aborter.signal;
+  }
+
+  /**
+   * Resolves once the consumer has taken everything queued and asks for
+   * more (so it is done with the last value), or the channel has ended.
+   */
+  drained(): Promise<void> {
+    if (this.done || (this.queue.length === 0 && this.waiting !== null)) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
   /**
    * The last value the consumer is done with: it has asked for another one
    * since. (The value it took last may still be on its way: over graphql-ws
@@ -82,13 +113,18 @@ export class Channel<T> implements AsyncIterableIterator<T> {
     this.finish();
   }
 
+  /** Ends the channel: what is still queued is dropped, and the consumer gets `done`. */
   end(): void {
-    if (!this.done) this.finish();
+    if (this.done) return;
+    this.queue.length = 0;
+    this.finish();
   }
 
   private finish(): void {
     this.done = true;
     for (const resolve of this.roomWaiters.splice(0)) resolve();
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
+    this.aborter.abort();
     this.onClose();
     if (this.waiting !== null) {
       const waiter = this.waiting;
@@ -103,21 +139,23 @@ export class Channel<T> implements AsyncIterableIterator<T> {
 
   async next(): Promise<IteratorResult<T>> {
     this.consumed = this.taken;
-    const value = this.queue.shift();
-    if (value !== undefined) {
-      this.taken = value;
-      const room = this.roomWaiters.shift();
-      room?.();
-      return { value, done: false };
-    }
     if (this.failure !== null) {
       const error = this.failure;
       this.failure = null;
       throw error;
     }
     if (this.done) return { value: undefined as never, done: true };
+    const value = this.queue.shift();
+    if (value !== undefined) {
+      this.taken = value;
+      this.takes += 1;
+      const room = this.roomWaiters.shift();
+      room?.();
+      return { value, done: false };
+    }
     return new Promise((resolve, reject) => {
       this.waiting = { resolve, reject };
+      for (const drained of this.drainWaiters.splice(0)) drained();
     });
   }
 

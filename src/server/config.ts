@@ -5,6 +5,8 @@
  */
 
 import { SUBSCRIBER_QUEUE_MAX } from "./realtime.ts";
+import { REPLAY_CONCURRENCY_MAX } from "./replay.ts";
+import { SUBSCRIPTIONS_PER_CONNECTION_MAX, SUBSCRIPTIONS_PER_PRINCIPAL_MAX } from "./subscription-limits.ts";
 
 export type PersistedOperationsMode = "optional" | "required";
 
@@ -48,8 +50,14 @@ export interface Config {
    * @default 0 in embedded mode, 1_000 with DATABASE_URL
    */
   rateLimitPerSecond: number;
-  /** Most events waiting for one subscriber before it is closed as too slow (4429). @default 1_000 */
+  /** Most events waiting for one subscriber before it is closed as too slow (1013). @default 1_000 */
   subscriberQueueMax: number;
+  /** Most subscriptions one WebSocket holds at once. @default 50 */
+  subscriptionsPerConnectionMax: number;
+  /** Most subscriptions one principal holds at once on one instance. @default 500 */
+  subscriptionsPerPrincipalMax: number;
+  /** Replay pages (`afterSequence`) one instance reads and delivers at once. @default 2 */
+  replayConcurrencyMax: number;
 }
 
 export class ConfigError extends Error {
@@ -142,6 +150,19 @@ export function loadConfig(env: Env = process.env): Config {
     persistedOperations: oneOf("PERSISTED_OPERATIONS", ["optional", "required"] as const, "optional"),
     rateLimitPerSecond: integer("RATE_LIMIT_PER_SECOND", databaseUrl === undefined ? 0 : 1_000, 0, 1_000_000),
     subscriberQueueMax: integer("SUBSCRIBER_QUEUE_MAX", SUBSCRIBER_QUEUE_MAX, 1, 1_000_000),
+    subscriptionsPerConnectionMax: integer(
+      "SUBSCRIPTIONS_PER_CONNECTION_MAX",
+      SUBSCRIPTIONS_PER_CONNECTION_MAX,
+      1,
+      100_000,
+    ),
+    subscriptionsPerPrincipalMax: integer(
+      "SUBSCRIPTIONS_PER_PRINCIPAL_MAX",
+      SUBSCRIPTIONS_PER_PRINCIPAL_MAX,
+      1,
+      1_000_000,
+    ),
+    replayConcurrencyMax: integer("REPLAY_CONCURRENCY_MAX", REPLAY_CONCURRENCY_MAX, 1, 100),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -4,12 +4,17 @@ import { loadBalance } from "../domain/balance.ts";
 import { entriesAfter, type LedgerEntryView } from "../domain/history.ts";
 import type { AccountEvent, EventBus } from "./events.ts";
 import type { Logger } from "./log.ts";
+import { REPLAY_CONCURRENCY_MAX, Semaphore } from "./replay.ts";
 
 /** A ledger entry as subscribers receive it: with its generation's status, for the derived entry status. */
 export type LiveEntry = LedgerEntryView;
 
-/** WebSocket close code for a subscriber that fell too far behind; it resumes with `afterSequence`. */
-export const CLOSE_TOO_SLOW = 4429;
+/**
+ * WebSocket close code for a subscriber that fell too far behind; it resumes
+ * with `afterSequence`. 1013 "Try Again Later": graphql-ws clients retry it
+ * (4429 is graphql-ws's "too many initialisation requests", fatal to them).
+ */
+export const CLOSE_TOO_SLOW = 1013;
 /** Most events waiting for one subscriber before it is closed as too slow. @default 1_000 */
 export const SUBSCRIBER_QUEUE_MAX = 1_000;
 /** Entries read per query when replaying or filling a gap. */
@@ -244,6 +249,8 @@ export interface RealtimeOptions {
   readonly resyncIntervalMs?: number;
   /** Bound of each subscriber's queue. @default SUBSCRIBER_QUEUE_MAX */
   readonly subscriberQueueMax?: number;
+  /** Replay pages read and delivered at once. @default REPLAY_CONCURRENCY_MAX */
+  readonly replayConcurrencyMax?: number;
 }
 
 /**
@@ -260,6 +267,8 @@ export class Realtime {
   readonly resyncIntervalMs: number;
   /** Most events waiting for one subscriber before it is closed as too slow. */
   readonly subscriberQueueMax: number;
+  /** Turns for subscribers' replay pages: the slice of the pool replays may use (see replay.ts). */
+  readonly replays: Semaphore;
 
   constructor(
     private readonly db: Database,
@@ -269,6 +278,7 @@ export class Realtime {
   ) {
     this.resyncIntervalMs = options.resyncIntervalMs ?? RESYNC_INTERVAL_MS;
     this.subscriberQueueMax = options.subscriberQueueMax ?? SUBSCRIBER_QUEUE_MAX;
+    this.replays = new Semaphore(options.replayConcurrencyMax ?? REPLAY_CONCURRENCY_MAX);
     // Whatever was published while the bus was away is in the ledger; fetch it now, not at the next tick.
     bus.onReconnect?.(() => void this.resync());
   }

@@ -84,4 +84,51 @@ describe("Channel", () => {
     expect(await pending).toEqual({ value: 4, done: false });
     expect(queue.lastConsumed).toBe(3);
   });
+
+  it("serves nothing once returned: the queue is dropped and next() is done", async () => {
+    const { queue, events } = channel(10);
+    for (const value of [1, 2, 3]) queue.push(value);
+    expect(await queue.next()).toEqual({ value: 1, done: false });
+    const replay = queue.pushWhenRoom(4);
+    const drained = queue.drained();
+    expect(await queue.return()).toEqual({ value: undefined, done: true });
+    expect(events.closed).toBe(1);
+    expect(queue.size).toBe(0);
+    expect(queue.signal.aborted).toBe(true);
+    expect(await queue.next()).toEqual({ value: undefined, done: true });
+    expect(await queue.next()).toEqual({ value: undefined, done: true });
+    // Work waiting on the subscriber is released, and what it pushes afterwards is not kept.
+    await replay;
+    await drained;
+    queue.push(5);
+    queue.pushLatest(6, () => true);
+    expect(queue.size).toBe(0);
+    expect(await queue.next()).toEqual({ value: undefined, done: true });
+  });
+
+  it("ends a consumer waiting in next() with done when returned", async () => {
+    const { queue } = channel(10);
+    const pending = queue.next();
+    await queue.return();
+    expect(await pending).toEqual({ value: undefined, done: true });
+  });
+
+  it("reports drained once the consumer has taken everything and asks for more", async () => {
+    const { queue } = channel(10);
+    for (const value of [1, 2]) queue.push(value);
+    let drained = false;
+    void queue.drained().then(() => {
+      drained = true;
+    });
+    await queue.next();
+    await queue.next();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    // Value 2 is taken but may still be in flight.
+    expect(drained).toBe(false);
+    const waiting = queue.next();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(drained).toBe(true);
+    queue.push(3);
+    expect(await waiting).toEqual({ value: 3, done: false });
+  });
 });

@@ -1,7 +1,7 @@
 /**
  * A subscriber that stops reading on a busy account: the server stays
  * healthy, other subscribers keep receiving promptly, the slow one is closed
- * with 4429 once its bounded queue is full, and it resumes with
+ * with 1013 (Try Again Later) once its bounded queue is full, and it resumes with
  * afterSequence without losing an entry.
  */
 
@@ -39,7 +39,8 @@ const SLOW_SUBSCRIPTIONS = 10;
 const TITLE = "T".repeat(200);
 /** Aliases of `title` per message (the documents stay under the server's alias limit of 30). */
 const TITLE_ALIASES = 25;
-const CLOSE_TOO_SLOW = 4429;
+/** 1013 Try Again Later: a close graphql-ws clients retry (4429 would be fatal to them). */
+const CLOSE_TOO_SLOW = 1013;
 
 const SLOW_QUERY = `subscription($accountId: ID!, $afterSequence: Int) {
   ledgerEntryAdded(accountId: $accountId, afterSequence: $afterSequence) {
@@ -120,7 +121,7 @@ describe("slow consumer", () => {
     reportServerErrors({ server });
   });
 
-  it("closes a stalled subscriber with 4429 while the server and other subscribers carry on", async () => {
+  it("closes a stalled subscriber with 1013 while the server and other subscribers carry on", async () => {
     const { ownerToken, accountId } = await accountWithOwner(server.url, 0);
     // Separate service principals, so no per-principal limit slows the writers down.
     const writers = await Promise.all(
@@ -178,7 +179,7 @@ describe("slow consumer", () => {
       // Keep the account busy a little longer: the others must not notice.
       await sleep(500);
 
-      // The slow client reads again: what was already on the wire arrives, then the close with 4429.
+      // The slow client reads again: what was already on the wire arrives, then the close with 1013.
       slow.resume();
       await until(
         () => slow.closed !== null,
