@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { useGraphQLSSE } from "@graphql-yoga/plugin-graphql-sse";
 import type { DocumentNode, ExecutionArgs } from "graphql";
 import { GraphQLError } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
@@ -21,15 +22,24 @@ import {
   TokenService,
 } from "./auth.ts";
 import type { Config } from "./config.ts";
+import { corsOption, corsVaryPlugin } from "./cors.ts";
 import { handleDashboard } from "./dashboard.ts";
 import { type EventBus, eventOf, InProcessEventBus, RedisEventBus } from "./events.ts";
+import { renderLocalGraphiQL } from "./graphiql.ts";
 import { limitsPlugin, observabilityPlugin, RateLimiter, REQUEST_BODY_BYTES_MAX } from "./hardening.ts";
+import { cacheControlPlugin } from "./http-cache.ts";
 import { createLoaders } from "./loaders.ts";
 import { createLogger, currentRequestId, inRequest, iterateInRequest, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
-import { PersistedOperations, persistedOperationsPlugin, resolveWsDocument } from "./persisted.ts";
+import {
+  acceptPersistedIdsOnly,
+  PersistedOperations,
+  persistedOperationsPlugin,
+  resolveWsDocument,
+} from "./persisted.ts";
 import { atExpiry, Realtime } from "./realtime.ts";
 import { sharedEventsPlugin } from "./shared-events.ts";
+import { Shutdown } from "./shutdown.ts";
 
 /** Close code for a WebSocket whose token is missing, bad or expired. */
 export const CLOSE_UNAUTHORIZED = 4401;
@@ -112,10 +122,13 @@ export async function createApp(config: Config): Promise<App> {
     }
   };
 
+  const shutdown = new Shutdown();
   const yoga = createYoga<ServerContext, Context>({
     schema,
     graphqlEndpoint: "/graphql",
     graphiql: config.graphiql ? { subscriptionsProtocol: "WS" } : false,
+    renderGraphiQL: renderLocalGraphiQL,
+    cors: corsOption(config.corsOrigins),
     landingPage: false,
     logging: false,
     // One operation per request: batched requests are off (yoga's default), so limits apply per request.
@@ -125,9 +138,14 @@ export async function createApp(config: Config): Promise<App> {
     // own limit would pipe every body through a web TransformStream (7% of the server's CPU).
     maxRequestBodySize: false,
     plugins: [
+      shutdown.plugin(),
+      cacheControlPlugin(),
+      corsVaryPlugin(config.corsOrigins),
+      // graphql-sse's protocol on /graphql/stream, both modes (yoga's own SSE on /graphql is distinct mode only).
+      useGraphQLSSE(),
       // Subscribers of one account share each event's execution (see shared-events.ts).
       sharedEventsPlugin(),
-      limitsPlugin(),
+      limitsPlugin({ fieldSuggestions: config.fieldSuggestions }),
       persistedOperationsPlugin(persisted, config.persistedOperations, mayUseRawDocuments),
       observabilityPlugin(log.child({ component: "graphql" }), metrics, limiter),
     ],
@@ -196,6 +214,10 @@ export async function createApp(config: Config): Promise<App> {
       return;
     }
     if (path === "/readyz") {
+      if (shutdown.isDraining) {
+        res.writeHead(503, { "content-type": "application/json" }).end('{"status":"shutting down"}');
+        return;
+      }
       const checks = await readiness(db, events, config.redisUrl !== undefined);
       const ok = Object.values(checks).every(Boolean);
       res
@@ -203,6 +225,7 @@ export async function createApp(config: Config): Promise<App> {
         .end(JSON.stringify({ status: ok ? "ok" : "unavailable", checks }));
       return;
     }
+    if (!shutdown.admit(req, res)) return;
     if (path === "/metrics") {
       const { contentType, body } = await metrics.render();
       res.writeHead(200, { "content-type": contentType }).end(body);
@@ -231,6 +254,7 @@ export async function createApp(config: Config): Promise<App> {
   });
 
   const wsServer = new WebSocketServer({ server, path: "/graphql", maxPayload: REQUEST_BODY_BYTES_MAX });
+  acceptPersistedIdsOnly(wsServer);
   useServer<Record<string, unknown>, { principal: Principal | null; request: IncomingMessage }>(
     {
       onConnect: async (ctx) => {
@@ -348,14 +372,20 @@ export async function createApp(config: Config): Promise<App> {
     },
     close() {
       closing ??= (async () => {
-        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections();
+        const deadlineMs = Date.now() + config.shutdownTimeoutMs;
+        // Readiness fails and new requests are refused at once; subscriptions end on every transport.
+        shutdown.begin();
         for (const client of wsServer.clients) client.close(1001, "Server shutting down");
         wsServer.close();
+        const drained = await shutdown.settled(deadlineMs);
+        if (!drained) log.warn("shutdown: requests still in flight", { requests: shutdown.inFlightCount });
+        shutdown.endStreams();
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
         await reaper.stop();
         realtime.stop();
         await ledger.drained();
-        await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
+        await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
         server.closeAllConnections();
         await events.close();
         await db.close();

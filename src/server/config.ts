@@ -50,6 +50,12 @@ export interface Config {
   rateLimitPerSecond: number;
   /** Most events waiting for one subscriber before it is closed as too slow (4429). @default 1_000 */
   subscriberQueueMax: number;
+  /** How long a SIGTERM waits for in-flight requests before the process exits anyway. @default 10_000 // 10 seconds */
+  shutdownTimeoutMs: number;
+  /** Origins browsers may call from (CORS_ORIGINS); null: any origin, never with credentials. @default null */
+  corsOrigins: readonly string[] | null;
+  /** Whether validation errors suggest names ("Did you mean …"). @default true unless NODE_ENV=production */
+  fieldSuggestions: boolean;
 }
 
 export class ConfigError extends Error {
@@ -142,7 +148,36 @@ export function loadConfig(env: Env = process.env): Config {
     persistedOperations: oneOf("PERSISTED_OPERATIONS", ["optional", "required"] as const, "optional"),
     rateLimitPerSecond: integer("RATE_LIMIT_PER_SECOND", databaseUrl === undefined ? 0 : 1_000, 0, 1_000_000),
     subscriberQueueMax: integer("SUBSCRIBER_QUEUE_MAX", SUBSCRIBER_QUEUE_MAX, 1, 1_000_000),
+    shutdownTimeoutMs: integer("SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
+    corsOrigins: parseCorsOrigins(text("CORS_ORIGINS"), problems),
+    fieldSuggestions: env.NODE_ENV !== "production",
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/**
+ * CORS_ORIGINS: a comma list of origins (`scheme://host[:port]`, as browsers
+ * send them in `Origin`). Unset or `*`: null, any origin.
+ */
+function parseCorsOrigins(raw: string | undefined, problems: string[]): readonly string[] | null {
+  if (raw === undefined || raw === "*") return null;
+  const origins = raw
+    .split(",")
+    .map((origin) => origin.trim().replace(/\/$/, ""))
+    .filter((origin) => origin !== "");
+  for (const origin of origins) {
+    let parsed: string | null = null;
+    try {
+      parsed = new URL(origin).origin;
+    } catch {
+      // Not a URL at all: reported below like an origin with a path.
+    }
+    if (parsed !== origin) {
+      problems.push(
+        `CORS_ORIGINS must be a comma list of origins such as https://app.example.com, got "${origin}"`,
+      );
+    }
+  }
+  return origins.length === 0 ? null : origins;
 }
