@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { useGraphQLSSE } from "@graphql-yoga/plugin-graphql-sse";
 import type { DocumentNode, ExecutionArgs } from "graphql";
 import { GraphQLError } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
@@ -40,6 +39,7 @@ import {
 import { atExpiry, Realtime } from "./realtime.ts";
 import { sharedEventsPlugin } from "./shared-events.ts";
 import { Shutdown } from "./shutdown.ts";
+import { graphqlSsePlugin } from "./sse.ts";
 
 /** Close code for a WebSocket whose token is missing, bad or expired. */
 export const CLOSE_UNAUTHORIZED = 4401;
@@ -142,7 +142,9 @@ export async function createApp(config: Config): Promise<App> {
       cacheControlPlugin(),
       corsVaryPlugin(config.corsOrigins),
       // graphql-sse's protocol on /graphql/stream, both modes (yoga's own SSE on /graphql is distinct mode only).
-      useGraphQLSSE(),
+      graphqlSsePlugin((params, context) =>
+        resolveWsDocument(persisted, config.persistedOperations, context.principal?.role === "admin", params),
+      ),
       // Subscribers of one account share each event's execution (see shared-events.ts).
       sharedEventsPlugin(),
       limitsPlugin({ fieldSuggestions: config.fieldSuggestions }),
