@@ -21,18 +21,28 @@ import {
   TokenService,
 } from "./auth.ts";
 import type { Config } from "./config.ts";
+import { corsOption, corsVaryPlugin } from "./cors.ts";
 import { handleDashboard } from "./dashboard.ts";
 import { documentCachePlugin } from "./document-cache.ts";
 import { documentShapePlugin } from "./document-shape.ts";
 import { type EventBus, eventOf, InProcessEventBus, RedisEventBus } from "./events.ts";
+import { renderLocalGraphiQL } from "./graphiql.ts";
 import { limitsPlugin, observabilityPlugin, RateLimiter, REQUEST_BODY_BYTES_MAX } from "./hardening.ts";
+import { cacheControlPlugin } from "./http-cache.ts";
 import { createLoaders } from "./loaders.ts";
 import { createLogger, currentRequestId, inRequest, iterateInRequest, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
-import { PersistedOperations, persistedOperationsPlugin, resolveWsDocument } from "./persisted.ts";
+import {
+  acceptPersistedIdsOnly,
+  PersistedOperations,
+  persistedOperationsPlugin,
+  resolveWsDocument,
+} from "./persisted.ts";
 import { atExpiry, Realtime } from "./realtime.ts";
 import { sharedEventsPlugin } from "./shared-events.ts";
 import { SubscriptionLimits } from "./subscription-limits.ts";
+import { Shutdown } from "./shutdown.ts";
+import { graphqlSsePlugin } from "./sse.ts";
 
 /** Close code for a WebSocket whose token is missing, bad or expired. */
 export const CLOSE_UNAUTHORIZED = 4401;
@@ -120,10 +130,13 @@ export async function createApp(config: Config): Promise<App> {
     }
   };
 
+  const shutdown = new Shutdown();
   const yoga = createYoga<ServerContext, Context>({
     schema,
     graphqlEndpoint: "/graphql",
     graphiql: config.graphiql ? { subscriptionsProtocol: "WS" } : false,
+    renderGraphiQL: renderLocalGraphiQL,
+    cors: corsOption(config.corsOrigins),
     landingPage: false,
     logging: false,
     // One operation per request: batched requests are off (yoga's default), so limits apply per request.
@@ -135,11 +148,18 @@ export async function createApp(config: Config): Promise<App> {
     // Replaced by documentCachePlugin: bounded by bytes, and only for documents that passed validation.
     parserAndValidationCache: false,
     plugins: [
+      shutdown.plugin(),
+      cacheControlPlugin(),
+      corsVaryPlugin(config.corsOrigins),
+      // graphql-sse's protocol on /graphql/stream, both modes (yoga's own SSE on /graphql is distinct mode only).
+      graphqlSsePlugin((params, context) =>
+        resolveWsDocument(persisted, config.persistedOperations, context.principal?.role === "admin", params),
+      ),
       // Subscribers of one account share each event's execution (see shared-events.ts).
       sharedEventsPlugin(),
       documentCachePlugin(),
       documentShapePlugin(),
-      limitsPlugin(),
+      limitsPlugin({ fieldSuggestions: config.fieldSuggestions }),
       persistedOperationsPlugin(persisted, config.persistedOperations, mayUseRawDocuments),
       observabilityPlugin(log.child({ component: "graphql" }), metrics, limiter),
     ],
@@ -208,6 +228,10 @@ export async function createApp(config: Config): Promise<App> {
       return;
     }
     if (path === "/readyz") {
+      if (shutdown.isDraining) {
+        res.writeHead(503, { "content-type": "application/json" }).end('{"status":"shutting down"}');
+        return;
+      }
       const checks = await readiness(db, events, config.redisUrl !== undefined);
       const ok = Object.values(checks).every(Boolean);
       res
@@ -215,6 +239,7 @@ export async function createApp(config: Config): Promise<App> {
         .end(JSON.stringify({ status: ok ? "ok" : "unavailable", checks }));
       return;
     }
+    if (!shutdown.admit(req, res)) return;
     if (path === "/metrics") {
       const { contentType, body } = await metrics.render();
       res.writeHead(200, { "content-type": contentType }).end(body);
@@ -244,6 +269,7 @@ export async function createApp(config: Config): Promise<App> {
 
   const wsServer = new WebSocketServer({ server, path: "/graphql", maxPayload: REQUEST_BODY_BYTES_MAX });
   // Caps and one-at-a-time setups per socket around onSubscribe and subscribe (see subscription-limits.ts).
+  acceptPersistedIdsOnly(wsServer);
   useServer<Record<string, unknown>, { principal: Principal | null; request: IncomingMessage }>(
     subscriptionLimits.serve({
       onConnect: async (ctx) => {
@@ -361,14 +387,20 @@ export async function createApp(config: Config): Promise<App> {
     },
     close() {
       closing ??= (async () => {
-        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections();
+        const deadlineMs = Date.now() + config.shutdownTimeoutMs;
+        // Readiness fails and new requests are refused at once; subscriptions end on every transport.
+        shutdown.begin();
         for (const client of wsServer.clients) client.close(1001, "Server shutting down");
         wsServer.close();
+        const drained = await shutdown.settled(deadlineMs);
+        if (!drained) log.warn("shutdown: requests still in flight", { requests: shutdown.inFlightCount });
+        shutdown.endStreams();
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
         await reaper.stop();
         realtime.stop();
         await ledger.drained();
-        await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
+        await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
         server.closeAllConnections();
         await events.close();
         await db.close();

@@ -58,6 +58,12 @@ export interface Config {
   subscriptionsPerPrincipalMax: number;
   /** Replay pages (`afterSequence`) one instance reads and delivers at once. @default 2 */
   replayConcurrencyMax: number;
+  /** How long a SIGTERM waits for in-flight requests before the process exits anyway. @default 10_000 // 10 seconds */
+  shutdownTimeoutMs: number;
+  /** Origins browsers may call from (CORS_ORIGINS); null: any origin, never with credentials. @default null */
+  corsOrigins: readonly string[] | null;
+  /** Whether validation errors suggest names ("Did you mean …"). @default true unless NODE_ENV=production */
+  fieldSuggestions: boolean;
 }
 
 export class ConfigError extends Error {
@@ -163,7 +169,36 @@ export function loadConfig(env: Env = process.env): Config {
       1_000_000,
     ),
     replayConcurrencyMax: integer("REPLAY_CONCURRENCY_MAX", REPLAY_CONCURRENCY_MAX, 1, 100),
+    shutdownTimeoutMs: integer("SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
+    corsOrigins: parseCorsOrigins(text("CORS_ORIGINS"), problems),
+    fieldSuggestions: env.NODE_ENV !== "production",
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/**
+ * CORS_ORIGINS: a comma list of origins (`scheme://host[:port]`, as browsers
+ * send them in `Origin`). Unset or `*`: null, any origin.
+ */
+function parseCorsOrigins(raw: string | undefined, problems: string[]): readonly string[] | null {
+  if (raw === undefined || raw === "*") return null;
+  const origins = raw
+    .split(",")
+    .map((origin) => origin.trim().replace(/\/$/, ""))
+    .filter((origin) => origin !== "");
+  for (const origin of origins) {
+    let parsed: string | null = null;
+    try {
+      parsed = new URL(origin).origin;
+    } catch {
+      // Not a URL at all: reported below like an origin with a path.
+    }
+    if (parsed !== origin) {
+      problems.push(
+        `CORS_ORIGINS must be a comma list of origins such as https://app.example.com, got "${origin}"`,
+      );
+    }
+  }
+  return origins.length === 0 ? null : origins;
 }

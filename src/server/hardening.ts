@@ -38,8 +38,9 @@ export const REQUEST_BODY_BYTES_MAX = 100 * 1024;
  * "Syntax Error:" for a document that parsed fine. Reported through the
  * validation context instead, a rejection is an ordinary validation error:
  * HTTP 400, code GRAPHQL_VALIDATION_FAILED, a message naming the limit.
+ * `fieldSuggestions` keeps graphql-js's "Did you mean …" in validation errors.
  */
-export function limitsPlugin(): Plugin {
+export function limitsPlugin(options: { fieldSuggestions?: boolean } = {}): Plugin {
   const asValidationError = {
     propagateOnRejection: false,
     onReject: [
@@ -60,7 +61,8 @@ export function limitsPlugin(): Plugin {
     maxTokens: { n: TOKENS_MAX },
     costLimit: { maxCost: COST_MAX, ...asValidationError },
     maxDirectives: { n: DIRECTIVES_MAX, ...asValidationError },
-    blockFieldSuggestion: { enabled: true },
+    // "Did you mean …" helps developers and maps the schema for anyone else: off unless asked for.
+    blockFieldSuggestion: { enabled: options.fieldSuggestions !== true },
   }) as Plugin;
 }
 

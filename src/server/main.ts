@@ -19,7 +19,12 @@ async function main(): Promise<void> {
   const shutdown = (signal: string) => {
     signals += 1;
     if (signals > 1) process.exit(1);
-    app.log.info("shutting down", { signal });
+    app.log.info("shutting down", { signal, timeoutMs: config.shutdownTimeoutMs });
+    // The bound holds even if a transaction never ends (a lock held elsewhere): exit 1, not hang.
+    setTimeout(() => {
+      app.log.error("shutdown timed out", { timeoutMs: config.shutdownTimeoutMs });
+      process.exit(1);
+    }, config.shutdownTimeoutMs).unref();
     app.close().then(
       () => process.exit(0),
       (error: unknown) => {

@@ -52,6 +52,18 @@ export function persistedOperationId(params: {
   return typeof persisted?.sha256Hash === "string" ? persisted.sha256Hash : null;
 }
 
+/**
+ * The `documentId` of a GET request's query string. Yoga's GET parser reads
+ * only `query`, `operationName`, `variables` and `extensions`, so a
+ * persisted operation sent as `GET /graphql?documentId=…` reached the plugin
+ * without its id.
+ */
+function documentIdOfGet(request: Request): string | null {
+  if (request.method !== "GET") return null;
+  const documentId = new URL(request.url).searchParams.get("documentId");
+  return persistedOperationId({ documentId });
+}
+
 export const PERSISTED_ONLY_MESSAGE =
   "Only persisted operations are accepted: send documentId (or extensions.persistedQuery.sha256Hash) of a known operation";
 
@@ -66,8 +78,8 @@ export function persistedOperationsPlugin(
 ): Plugin {
   return usePersistedOperations({
     getPersistedOperation: (hash) => store.get(hash.replace(/^sha256:/, "")),
-    extractPersistedOperationId: (params: GraphQLParams & { documentId?: unknown }) =>
-      persistedOperationId(params),
+    extractPersistedOperationId: (params: GraphQLParams & { documentId?: unknown }, request: Request) =>
+      persistedOperationId(params) ?? documentIdOfGet(request),
     allowArbitraryOperations: mode === "optional" ? true : allowRaw,
     customErrors: {
       notFound: {
@@ -120,4 +132,47 @@ export function resolveWsDocument(
     return createGraphQLError("query must be a GraphQL document", { extensions: { code: "BAD_REQUEST" } });
   }
   return payload.query;
+}
+
+/**
+ * Lets graphql-ws clients subscribe to a persisted operation by its id alone
+ * (`{ documentId }` or `{ extensions: { persistedQuery } }`, no `query`).
+ * graphql-ws refuses a subscribe message whose `query` is not a string
+ * before any hook runs (closing the socket with 4400), so such a message
+ * gets an empty `query` before graphql-ws reads it; `resolveWsDocument` then
+ * runs the document the id names. Must be called before graphql-ws's
+ * `useServer` on the same server: its message listener is added first.
+ */
+export function acceptPersistedIdsOnly(wsServer: {
+  on(event: "connection", listener: (socket: MessageSource) => void): unknown;
+}): void {
+  wsServer.on("connection", (socket) => {
+    const on = socket.on.bind(socket);
+    socket.on = ((event: string, listener: (...args: unknown[]) => void) =>
+      event === "message"
+        ? on(event, (data: unknown, ...rest: unknown[]) => listener(withEmptyQuery(data), ...rest))
+        : on(event, listener)) as MessageSource["on"];
+  });
+}
+
+/** The part of a `ws` socket `acceptPersistedIdsOnly` needs. */
+interface MessageSource {
+  on(event: string, listener: (...args: unknown[]) => void): unknown;
+}
+
+/** A subscribe message naming a persisted operation without `query`, given `query: ""`; others as they came. */
+function withEmptyQuery(data: unknown): unknown {
+  const text = String(data);
+  if (!text.includes('"subscribe"') || text.includes('"query"')) return data;
+  let message: { type?: unknown; payload?: Record<string, unknown> | null };
+  try {
+    message = JSON.parse(text);
+  } catch {
+    // Not JSON: graphql-ws answers it (close 4400), the same as before.
+    return data;
+  }
+  const payload = message.payload;
+  if (message.type !== "subscribe" || typeof payload !== "object" || payload === null) return data;
+  if (persistedOperationId(payload as Parameters<typeof persistedOperationId>[0]) === null) return data;
+  return JSON.stringify({ ...message, payload: { ...payload, query: "" } });
 }
