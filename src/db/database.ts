@@ -4,6 +4,7 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
 import { PrismaClient } from "./generated/client.ts";
+import { isDatabaseUnavailable, OutcomeUnknownError } from "./unavailable.ts";
 
 /** One SQL statement executor: a pool, a session or a transaction. */
 export interface Sql {
@@ -96,6 +97,22 @@ function encodeParams(params: readonly unknown[] | undefined): unknown[] {
   return (params ?? []).map((value) => (typeof value === "bigint" ? value.toString() : value));
 }
 
+/**
+ * Sends COMMIT. A connection that fails now leaves the outcome unknown (the
+ * server may have committed before the socket died): that is an
+ * OutcomeUnknownError, never "nothing was written". An error the server
+ * answers (a deferred constraint, a serialization failure) means it rolled
+ * back, and passes as it is.
+ */
+async function commit(client: pg.PoolClient): Promise<void> {
+  try {
+    await client.query("COMMIT");
+  } catch (error) {
+    if (isDatabaseUnavailable(error)) throw new OutcomeUnknownError(error);
+    throw error;
+  }
+}
+
 export interface PostgresOptions {
   readonly url: string;
   readonly poolSizeMax: number;
@@ -158,7 +175,7 @@ export function connectPostgres(options: PostgresOptions): Database {
           { query: (text, params, name) => run(client, text, params, name) },
           preludeRows,
         );
-        await client.query("COMMIT");
+        await commit(client);
         return result;
       } catch (error) {
         try {

@@ -1,4 +1,5 @@
 import type { Database } from "../db/database.ts";
+import { isOutcomeUnknown } from "../db/unavailable.ts";
 import { assert } from "./assert.ts";
 import { type BalanceSnapshot, balanceOf } from "./balance.ts";
 import { type AccountChange, Book } from "./book.ts";
@@ -281,6 +282,13 @@ export class Executor {
         });
       });
     } catch (error) {
+      if (isOutcomeUnknown(error)) {
+        // The batch may have committed: running it again account by account would act as if it had
+        // not. Every operation of it gets the error, and its client retries with the same key, which
+        // replays what was committed or performs the operation once.
+        for (const { pending } of batch) for (const p of pending) p.reject(error);
+        return;
+      }
       const only = batch.length === 1 ? batch[0] : undefined;
       if (only === undefined) {
         // Isolate the failing account: the others must not fail with it.

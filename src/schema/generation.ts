@@ -21,6 +21,7 @@ import {
 import type { GenerationState } from "../domain/model.ts";
 import { BalanceRef } from "./balance.ts";
 import { builder } from "./builder.ts";
+import { holdsSelection } from "./committed.ts";
 import type { Context } from "./context.ts";
 import {
   BALANCE_AFTER,
@@ -153,9 +154,10 @@ function generationPayload(name: string) {
       generation: t.prismaField({
         type: GenerationRef,
         description: "The generation as this change left it.",
-        // The committed state is in hand: no read back (relations still load when selected).
+        // The committed state is in hand: no read back, unless the selection asks for more than it
+        // holds (the board, the account, ledger entries): then the query runs as on a replay.
         resolve: (query, parent, _args, context) =>
-          parent.generation !== undefined
+          parent.generation !== undefined && holdsSelection(query, parent.generation)
             ? (parent.generation as unknown as Awaited<
                 ReturnType<typeof context.prisma.generation.findUniqueOrThrow>
               >)

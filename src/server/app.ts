@@ -25,6 +25,7 @@ import { corsOption, corsVaryPlugin } from "./cors.ts";
 import { handleDashboard } from "./dashboard.ts";
 import { documentCachePlugin } from "./document-cache.ts";
 import { documentShapePlugin } from "./document-shape.ts";
+import { databaseFaultAnswer } from "./database-faults.ts";
 import { type EventBus, eventOf, InProcessEventBus, RedisEventBus } from "./events.ts";
 import { renderLocalGraphiQL } from "./graphiql.ts";
 import { limitsPlugin, observabilityPlugin, RateLimiter, REQUEST_BODY_BYTES_MAX } from "./hardening.ts";
@@ -169,17 +170,12 @@ export async function createApp(config: Config): Promise<App> {
         const original = (error as GraphQLError).originalError ?? error;
         // yoga gives maskError no context: the request id comes from the request's async scope.
         const requestId = (error as GraphQLError).extensions?.requestId ?? currentRequestId();
-        if (isDatabaseUnavailable(original)) {
-          // An outage, not a bug: nothing was written, and the same request succeeds once the database is back.
-          log.warn("database unavailable", { err: original, requestId, path: (error as GraphQLError).path });
+        const fault = databaseFaultAnswer(original, (error as GraphQLError).path, requestId);
+        if (fault !== null) {
+          // An outage, not a bug (see database-faults.ts for what the client is told).
+          log.warn(fault.logMessage, { err: original, requestId, path: (error as GraphQLError).path });
           metrics.databaseUnavailable.inc();
-          return new GraphQLError(
-            "The ledger's database is unavailable; nothing was written. Retry shortly with the same idempotency key.",
-            {
-              path: (error as GraphQLError).path,
-              extensions: { code: "SERVICE_UNAVAILABLE", requestId, http: { status: 503 } },
-            },
-          );
+          return fault.error;
         }
         log.error("unexpected error", { err: original, requestId, path: (error as GraphQLError).path });
         return new GraphQLError(message, {
@@ -419,42 +415,6 @@ export async function createApp(config: Config): Promise<App> {
  * their GraphQLError classes differ, so `instanceof` alone would mask every
  * coercion error made by the other copy. The name check covers that.
  */
-/** SQLSTATEs of a database that is down, restarting, or refusing connections. */
-const UNAVAILABLE_SQLSTATES = new Set(["57P01", "57P02", "57P03", "53300"]);
-/** Socket errors of a connection that could not be made or was cut. */
-const UNAVAILABLE_ERRNOS = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENOTFOUND",
-]);
-const UNAVAILABLE_MESSAGES = [
-  "Connection terminated",
-  "connection error and is not queryable",
-  "timeout exceeded when trying to connect",
-  "Connection ended unexpectedly",
-];
-
-/**
- * Whether an error means the database could not be reached (connection
- * refused or cut, server shutting down or starting up, no connection
- * slots), looking through wrapped causes (Prisma's driver adapter wraps them).
- */
-export function isDatabaseUnavailable(error: unknown): boolean {
-  let current: unknown = error;
-  for (let depth = 0; depth < 6 && typeof current === "object" && current !== null; depth += 1) {
-    const { code, message, cause } = current as { code?: unknown; message?: unknown; cause?: unknown };
-    if (typeof code === "string" && (code.startsWith("08") || UNAVAILABLE_SQLSTATES.has(code))) return true;
-    if (typeof code === "string" && UNAVAILABLE_ERRNOS.has(code)) return true;
-    if (typeof message === "string" && UNAVAILABLE_MESSAGES.some((text) => message.includes(text)))
-      return true;
-    current = cause ?? (current as { originalError?: unknown }).originalError;
-  }
-  return false;
-}
-
 function isDeliberateGraphQLError(error: unknown): boolean {
   let current: unknown = error;
   for (let depth = 0; current != null && depth < 10; depth += 1) {
