@@ -223,7 +223,8 @@ describe("subscription flood", () => {
     expect(Math.max(...waiting)).toBeLessThanOrEqual(POOL_WAITING_MAX);
     expect(drainedMs).toBeLessThan(1_000);
     expect(figures.poolWaitingAfterMax).toBe(0);
-    // The flood did make progress: replays are slowed, not stopped.
-    expect(delivered).toBeGreaterThan(2 * ROUNDS);
+    // The flood did make progress: replays take turns, they are not stopped (before the fix, starved
+    // with the pool, they had delivered nothing after these 4 s).
+    expect(delivered).toBeGreaterThan(0);
   });
 });
