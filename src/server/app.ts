@@ -23,9 +23,9 @@ import {
 import type { Config } from "./config.ts";
 import { corsOption, corsVaryPlugin } from "./cors.ts";
 import { handleDashboard } from "./dashboard.ts";
+import { databaseFaultAnswer } from "./database-faults.ts";
 import { documentCachePlugin } from "./document-cache.ts";
 import { documentShapePlugin } from "./document-shape.ts";
-import { databaseFaultAnswer } from "./database-faults.ts";
 import { type EventBus, eventOf, InProcessEventBus, RedisEventBus } from "./events.ts";
 import { renderLocalGraphiQL } from "./graphiql.ts";
 import { limitsPlugin, observabilityPlugin, RateLimiter, REQUEST_BODY_BYTES_MAX } from "./hardening.ts";
@@ -41,9 +41,9 @@ import {
 } from "./persisted.ts";
 import { atExpiry, Realtime } from "./realtime.ts";
 import { sharedEventsPlugin } from "./shared-events.ts";
-import { SubscriptionLimits } from "./subscription-limits.ts";
 import { Shutdown } from "./shutdown.ts";
 import { graphqlSsePlugin } from "./sse.ts";
+import { SubscriptionLimits } from "./subscription-limits.ts";
 
 /** Close code for a WebSocket whose token is missing, bad or expired. */
 export const CLOSE_UNAUTHORIZED = 4401;
