@@ -5,10 +5,18 @@
  * with `complete`, a WebSocket closes with 1001, and the process exits 0 —
  * or, if the mutation outlasts SHUTDOWN_TIMEOUT_MS, exits 1 on time.
  */
+import { createClient } from "graphql-sse";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { localId } from "../../src/schema/ids.ts";
-import { type Api, accountWithOwner, BALANCE_CHANGED, subscribeSse, unique } from "../realtime/helpers.ts";
+import {
+  type Api,
+  accountWithOwner,
+  BALANCE_CHANGED,
+  LEDGER_ENTRY_ADDED,
+  subscribeSse,
+  unique,
+} from "../realtime/helpers.ts";
 import { testDatabaseUrl } from "../support/env.ts";
 import { type ServerProcess, startServerProcess } from "../support/process.ts";
 import { connect, type LiveClient } from "../support/ws.ts";
@@ -84,6 +92,29 @@ describe("shutdown on SIGTERM", () => {
     const wsBalances = ws.subscribe(BALANCE_CHANGED, { accountId });
     const sse = await subscribeSse(server.url, ownerToken, BALANCE_CHANGED, { accountId });
     expect(sse.status).toBe(200);
+    // graphql-sse's single connection: its stream outlives operations, so the drain must end it too.
+    const single = createClient({
+      url: new URL("/graphql/stream", server.url).toString(),
+      singleConnection: true,
+      headers: { authorization: `Bearer ${ownerToken}` },
+      retryAttempts: 0,
+    });
+    let singleReplayed!: () => void;
+    const singleUp = new Promise<void>((resolve) => {
+      singleReplayed = resolve;
+    });
+    const singleEnded = new Promise<string>((resolve) => {
+      single.subscribe(
+        { query: LEDGER_ENTRY_ADDED, variables: { accountId, afterSequence: 0 } },
+        {
+          next: () => singleReplayed(),
+          error: (error) => resolve(`error: ${JSON.stringify(error)}`),
+          complete: () => resolve("complete"),
+        },
+      );
+    });
+    // The replayed grant: the operation runs on its stream.
+    await singleUp;
 
     lock = await lockAccount(accountId);
     const inFlight = grantInFlight(service, accountId);
@@ -111,6 +142,8 @@ describe("shutdown on SIGTERM", () => {
     await wsBalances.waitEnded(5_000);
     await sse.ended;
     expect(sse.events.at(-1)?.event).toBe("complete");
+    expect(await singleEnded).toBe("complete");
+    single.dispose();
 
     expect(inFlight.outcome).toEqual({});
     const releasedMs = Date.now();
