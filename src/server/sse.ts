@@ -32,58 +32,12 @@ export function graphqlSsePlugin(resolveDocument: ResolveDocument): Plugin {
       const server = yoga as unknown as YogaServerInstance<object, Context>;
       handler = createHandler(
         {
-          onSubscribe: async (req, params) => {
-            const enveloped = server.getEnveloped({
-              ...serverContexts.get(req.raw),
-              request: req.raw,
+          onSubscribe: (req, params) =>
+            runOperation(
+              server.getEnveloped({ ...serverContexts.get(req.raw), request: req.raw, params }),
               params,
-            });
-            let contextValue: Context;
-            try {
-              contextValue = (await enveloped.contextFactory()) as Context;
-            } catch (error) {
-              if (!isGraphQLError(error)) throw error;
-              // A bad token: the same status and headers as over plain HTTP (401, WWW-Authenticate).
-              const http = (error.extensions?.http ?? {}) as {
-                status?: number;
-                headers?: Record<string, string>;
-              };
-              // A [body, init] pair is graphql-sse's "respond with this" (its Response type).
-              return [
-                JSON.stringify({ errors: [error.toJSON()] }),
-                {
-                  status: http.status ?? 400,
-                  statusText: http.status === 401 ? "Unauthorized" : "Bad Request",
-                  headers: { "content-type": "application/json; charset=utf-8", ...http.headers },
-                },
-              ] as SseResponse;
-            }
-            const source = resolveDocument(params, contextValue);
-            if (typeof source !== "string") return once({ errors: [source] }) as OperationResult;
-            let document: ReturnType<typeof enveloped.parse>;
-            try {
-              document = enveloped.parse(source);
-            } catch (error) {
-              if (isGraphQLError(error)) return once({ errors: [error] }) as OperationResult;
-              throw error;
-            }
-            const errors = enveloped.validate(enveloped.schema, document);
-            if (errors.length > 0) return once({ errors }) as OperationResult;
-            const args: ExecutionArgs = {
-              schema: enveloped.schema,
-              document,
-              contextValue,
-              variableValues: params.variables,
-              operationName: params.operationName,
-            };
-            const isSubscription =
-              getOperationAST(document, params.operationName)?.operation === "subscription";
-            const result = (await (isSubscription ? enveloped.subscribe(args) : enveloped.execute(args))) as
-              | ExecutionResult
-              | AsyncIterable<ExecutionResult>;
-            // graphql-sse recognises a single result only by its `data` key; one without (errors only) goes as a stream of one.
-            return (isAsyncIterable(result) || "data" in result ? result : once(result)) as OperationResult;
-          },
+              resolveDocument,
+            ),
         },
         server.fetchAPI,
       );
@@ -96,9 +50,69 @@ export function graphqlSsePlugin(resolveDocument: ResolveDocument): Plugin {
   };
 }
 
+type Enveloped = ReturnType<YogaServerInstance<object, Context>["getEnveloped"]>;
+
+/** One graphql-sse operation through yoga's envelop: context (authentication), document, validation, execution. */
+async function runOperation(
+  enveloped: Enveloped,
+  params: RequestParams,
+  resolveDocument: ResolveDocument,
+): Promise<OperationResult | SseResponse> {
+  let contextValue: Context;
+  try {
+    contextValue = (await enveloped.contextFactory()) as Context;
+  } catch (error) {
+    if (!isGraphQLError(error)) throw error;
+    return refusal(error);
+  }
+  const source = resolveDocument(params, contextValue);
+  if (typeof source !== "string") return once({ errors: [source] });
+  let document: ReturnType<Enveloped["parse"]>;
+  try {
+    document = enveloped.parse(source);
+  } catch (error) {
+    if (isGraphQLError(error)) return once({ errors: [error] });
+    throw error;
+  }
+  const errors = enveloped.validate(enveloped.schema, document);
+  if (errors.length > 0) return once({ errors });
+  const args: ExecutionArgs = {
+    schema: enveloped.schema,
+    document,
+    contextValue,
+    variableValues: params.variables,
+    operationName: params.operationName,
+  };
+  const isSubscription = getOperationAST(document, params.operationName)?.operation === "subscription";
+  const result = (await (isSubscription ? enveloped.subscribe(args) : enveloped.execute(args))) as
+    | ExecutionResult
+    | AsyncIterable<ExecutionResult>;
+  // graphql-sse recognises a single result only by its `data` key; one without (errors only) goes as a stream of one.
+  return (isAsyncIterable(result) || "data" in result ? result : once(result)) as OperationResult;
+}
+
+/**
+ * A refused request (a bad token) answered with the same status and headers
+ * as over plain HTTP (401, WWW-Authenticate). A [body, init] pair is
+ * graphql-sse's "respond with this".
+ */
+function refusal(error: GraphQLError): SseResponse {
+  const http = (error.extensions?.http ?? {}) as { status?: number; headers?: Record<string, string> };
+  return [
+    JSON.stringify({ errors: [error.toJSON()] }),
+    {
+      status: http.status ?? 400,
+      statusText: http.status === 401 ? "Unauthorized" : "Bad Request",
+      headers: { "content-type": "application/json; charset=utf-8", ...http.headers },
+    },
+  ];
+}
+
 /** A result as a stream of one, which graphql-sse sends as `next` then `complete`. */
-async function* once(result: ExecutionResult): AsyncGenerator<ExecutionResult> {
-  yield result;
+function once(result: ExecutionResult): OperationResult {
+  return (async function* () {
+    yield result;
+  })();
 }
 
 /** Not `instanceof`: graphql may be loaded twice (see persisted.ts, resolveWsDocument). */
