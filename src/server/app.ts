@@ -27,6 +27,7 @@ import { limitsPlugin, observabilityPlugin, RateLimiter, REQUEST_BODY_BYTES_MAX 
 import { createLoaders } from "./loaders.ts";
 import { createLogger, currentRequestId, inRequest, iterateInRequest, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
+import { MetricsEndpoint } from "./metrics-endpoint.ts";
 import { PersistedOperations, persistedOperationsPlugin, resolveWsDocument } from "./persisted.ts";
 import { atExpiry, Realtime } from "./realtime.ts";
 import { sharedEventsPlugin } from "./shared-events.ts";
@@ -53,6 +54,8 @@ export interface App {
   readonly log: Logger;
   /** The URL of /graphql once listening. */
   url(): string;
+  /** The loopback /metrics URL once listening with METRICS_PORT; null without it. */
+  metricsUrl(): string | null;
   listen(): Promise<void>;
   /** Stops accepting, finishes in-flight work, closes sockets and pools. */
   close(): Promise<void>;
@@ -81,6 +84,7 @@ export async function createApp(config: Config): Promise<App> {
       events.publish(eventOf(batch));
       metrics.committed(batch);
     },
+    aroundTransaction: (transaction, shape) => metrics.timeTransaction(transaction, shape),
   });
   const realtime = new Realtime(db, events, log.child({ component: "realtime" }), {
     subscriberQueueMax: config.subscriberQueueMax,
@@ -92,7 +96,12 @@ export async function createApp(config: Config): Promise<App> {
     log.child({ component: "reaper" }),
   );
 
-  const metrics = new Metrics({ db, events, realtime, reaper });
+  const metrics: Metrics = new Metrics({ db, events, realtime, reaper });
+  const metricsEndpoint = new MetricsEndpoint(metrics, {
+    token: config.metricsToken,
+    port: config.metricsPort,
+    embedded: config.databaseUrl === undefined,
+  });
   const persisted = PersistedOperations.load();
   const limiter =
     config.rateLimitPerSecond > 0
@@ -203,11 +212,7 @@ export async function createApp(config: Config): Promise<App> {
         .end(JSON.stringify({ status: ok ? "ok" : "unavailable", checks }));
       return;
     }
-    if (path === "/metrics") {
-      const { contentType, body } = await metrics.render();
-      res.writeHead(200, { "content-type": contentType }).end(body);
-      return;
-    }
+    if (await metricsEndpoint.handle(req, res, path ?? "/")) return;
     if (await handleDashboard(req, res, { devLogin: config.databaseUrl === undefined ? tokens : null }))
       return;
     if (tooLarge(req)) {
@@ -330,6 +335,7 @@ export async function createApp(config: Config): Promise<App> {
     yoga,
     log,
     url,
+    metricsUrl: () => metricsEndpoint.url(),
     async listen() {
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
@@ -338,12 +344,14 @@ export async function createApp(config: Config): Promise<App> {
           resolve();
         });
       });
+      await metricsEndpoint.listen();
       if (config.reaperEnabled) reaper.start();
       realtime.start();
       log.info("listening", {
         url: url(),
         database: db.kind,
         events: config.redisUrl === undefined ? "in-process" : "redis",
+        metrics: metricsEndpoint.access,
       });
     },
     close() {
@@ -357,6 +365,7 @@ export async function createApp(config: Config): Promise<App> {
         await ledger.drained();
         await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
         server.closeAllConnections();
+        await metricsEndpoint.close();
         await events.close();
         await db.close();
       })();

@@ -41,6 +41,10 @@ export interface Config {
   graphiql: boolean;
   /** Log level for pino-style structured logs. @default "info" */
   logLevel: "debug" | "info" | "warn" | "error" | "silent";
+  /** Bearer token that /metrics requires (≥ 16 characters); see MetricsAccess in metrics-endpoint.ts. */
+  metricsToken: string | undefined;
+  /** Loopback-only port serving /metrics instead of the main port. */
+  metricsPort: number | undefined;
   /** Whether clients may send documents or only persisted ids. @default "optional" */
   persistedOperations: PersistedOperationsMode;
   /**
@@ -113,6 +117,13 @@ export function loadConfig(env: Env = process.env): Config {
     return raw;
   };
 
+  const secretOf = (name: string, lengthMin: number): string | undefined => {
+    const value = text(name);
+    if (value !== undefined && value.length < lengthMin)
+      problems.push(`${name} must be at least ${lengthMin} characters, got ${value.length}`);
+    return value;
+  };
+
   const databaseUrl = url("DATABASE_URL", ["postgres:", "postgresql:"]);
   const authJwtSecret = text("AUTH_JWT_SECRET");
   if (authJwtSecret !== undefined && authJwtSecret.length < 32) {
@@ -139,6 +150,8 @@ export function loadConfig(env: Env = process.env): Config {
     ledgerLanes: integer("LEDGER_LANES", 4, 1, 100),
     graphiql: boolean("GRAPHIQL", env.NODE_ENV !== "production"),
     logLevel: oneOf("LOG_LEVEL", ["debug", "info", "warn", "error", "silent"] as const, "info"),
+    metricsToken: secretOf("METRICS_TOKEN", 16),
+    metricsPort: text("METRICS_PORT") === undefined ? undefined : integer("METRICS_PORT", 0, 0, 65_535),
     persistedOperations: oneOf("PERSISTED_OPERATIONS", ["optional", "required"] as const, "optional"),
     rateLimitPerSecond: integer("RATE_LIMIT_PER_SECOND", databaseUrl === undefined ? 0 : 1_000, 0, 1_000_000),
     subscriberQueueMax: integer("SUBSCRIBER_QUEUE_MAX", SUBSCRIBER_QUEUE_MAX, 1, 1_000_000),
