@@ -31,6 +31,7 @@ import { MetricsEndpoint } from "./metrics-endpoint.ts";
 import { PersistedOperations, persistedOperationsPlugin, resolveWsDocument } from "./persisted.ts";
 import { atExpiry, Realtime } from "./realtime.ts";
 import { sharedEventsPlugin } from "./shared-events.ts";
+import type { Tracing } from "./tracing.ts";
 
 /** Close code for a WebSocket whose token is missing, bad or expired. */
 export const CLOSE_UNAUTHORIZED = 4401;
@@ -84,7 +85,11 @@ export async function createApp(config: Config): Promise<App> {
       events.publish(eventOf(batch));
       metrics.committed(batch);
     },
-    aroundTransaction: (transaction, shape) => metrics.timeTransaction(transaction, shape),
+    aroundTransaction: (transaction, shape) =>
+      metrics.timeTransaction(
+        () => (tracing === null ? transaction() : tracing.aroundTransaction(transaction, shape)),
+        shape,
+      ),
   });
   const realtime = new Realtime(db, events, log.child({ component: "realtime" }), {
     subscriberQueueMax: config.subscriberQueueMax,
@@ -102,6 +107,16 @@ export async function createApp(config: Config): Promise<App> {
     port: config.metricsPort,
     embedded: config.databaseUrl === undefined,
   });
+  // Loaded only when asked for: without an endpoint no OpenTelemetry code is imported.
+  const tracing: Tracing | null =
+    config.otelExporterOtlpEndpoint === undefined
+      ? null
+      : (await import("./tracing.ts")).startTracing({
+          endpoint: config.otelExporterOtlpEndpoint,
+          serviceName: "creditbook",
+          embedded: config.databaseUrl === undefined,
+          warn: (message) => log.warn("tracing", { problem: message }),
+        });
   const persisted = PersistedOperations.load();
   const limiter =
     config.rateLimitPerSecond > 0
@@ -134,6 +149,7 @@ export async function createApp(config: Config): Promise<App> {
     // own limit would pipe every body through a web TransformStream (7% of the server's CPU).
     maxRequestBodySize: false,
     plugins: [
+      ...(tracing === null ? [] : [tracing.plugin]),
       // Subscribers of one account share each event's execution (see shared-events.ts).
       sharedEventsPlugin(),
       limitsPlugin(),
@@ -232,7 +248,11 @@ export async function createApp(config: Config): Promise<App> {
     const requestId = headerValue(req, "x-request-id") ?? randomUUID();
     res.setHeader("x-request-id", requestId);
     reportServerTiming(res);
-    await inRequest(requestId, () => yoga(req, res, { requestId }));
+    await inRequest(requestId, () =>
+      tracing === null
+        ? yoga(req, res, { requestId })
+        : tracing.request(req, res, () => yoga(req, res, { requestId })),
+    );
   });
 
   const wsServer = new WebSocketServer({ server, path: "/graphql", maxPayload: REQUEST_BODY_BYTES_MAX });
@@ -352,6 +372,7 @@ export async function createApp(config: Config): Promise<App> {
         database: db.kind,
         events: config.redisUrl === undefined ? "in-process" : "redis",
         metrics: metricsEndpoint.access,
+        tracing: tracing !== null,
       });
     },
     close() {
@@ -368,6 +389,7 @@ export async function createApp(config: Config): Promise<App> {
         await metricsEndpoint.close();
         await events.close();
         await db.close();
+        await tracing?.close();
       })();
       return closing;
     },

@@ -45,6 +45,8 @@ export interface Config {
   metricsToken: string | undefined;
   /** Loopback-only port serving /metrics instead of the main port. */
   metricsPort: number | undefined;
+  /** OTLP/HTTP collector base URL; set → traces are exported to `<url>/v1/traces`, unset → no tracing loaded. */
+  otelExporterOtlpEndpoint: string | undefined;
   /** Whether clients may send documents or only persisted ids. @default "optional" */
   persistedOperations: PersistedOperationsMode;
   /**
@@ -152,6 +154,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: oneOf("LOG_LEVEL", ["debug", "info", "warn", "error", "silent"] as const, "info"),
     metricsToken: secretOf("METRICS_TOKEN", 16),
     metricsPort: text("METRICS_PORT") === undefined ? undefined : integer("METRICS_PORT", 0, 0, 65_535),
+    otelExporterOtlpEndpoint: url("OTEL_EXPORTER_OTLP_ENDPOINT", ["http:", "https:"]),
     persistedOperations: oneOf("PERSISTED_OPERATIONS", ["optional", "required"] as const, "optional"),
     rateLimitPerSecond: integer("RATE_LIMIT_PER_SECOND", databaseUrl === undefined ? 0 : 1_000, 0, 1_000_000),
     subscriberQueueMax: integer("SUBSCRIBER_QUEUE_MAX", SUBSCRIBER_QUEUE_MAX, 1, 1_000_000),
