@@ -198,7 +198,8 @@ describe("without OTEL_EXPORTER_OTLP_ENDPOINT", () => {
           REAPER_ENABLED: "false",
           ...extraEnv,
         },
-        timeout: 60_000,
+        // Each start compiles the sources with tsx: seconds alone, much longer on a loaded machine.
+        timeout: 120_000,
       },
     );
     return readFileSync(loadedFile, "utf8")
@@ -214,5 +215,5 @@ describe("without OTEL_EXPORTER_OTLP_ENDPOINT", () => {
     const loaded = await tracingModulesLoaded({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" });
     expect(loaded.some((url) => url.includes("server/tracing.ts"))).toBe(true);
     expect(loaded.some((url) => url.includes("@envelop/opentelemetry"))).toBe(true);
-  });
+  }, 250_000);
 });
