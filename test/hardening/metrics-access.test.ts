@@ -11,6 +11,7 @@ import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { type Config, loadConfig } from "../../src/server/config.ts";
+import { testDatabaseUrl } from "../support/env.ts";
 import { startServer, type TestServer } from "../support/harness.ts";
 import { METRICS_TEST_TOKEN } from "../support/metrics.ts";
 
@@ -108,7 +109,7 @@ describe("/metrics with METRICS_PORT", () => {
 
 describe("/metrics with neither", () => {
   it("serves nothing with DATABASE_URL (a deployment)", async () => {
-    const server = await serve({});
+    const server = await serve({ databaseUrl: testDatabaseUrl() });
     expect(server.app.metricsUrl()).toBeNull();
     const answer = await get(metricsUrlOf(server));
     expect(answer.status).toBe(404);
