@@ -134,7 +134,8 @@ describe("/metrics with neither", () => {
       expect(remote.status).toBe(403);
       expect(remote.body).not.toContain("creditbook_");
     }
-  });
+    // PGlite's WebAssembly start and migrations: seconds alone, a minute or more on a loaded machine.
+  }, 180_000);
 });
 
 describe("METRICS_TOKEN and METRICS_PORT in the configuration", () => {
