@@ -82,7 +82,23 @@ export interface ExecutorOptions {
   readonly clock?: () => Date;
   /** Called after every commit that changed something, once per changed account; never inside the transaction. */
   readonly onCommit?: (batch: CommittedBatch) => void;
+  /** Wraps every attempt of a ledger transaction, to time or trace it (the server's metrics and spans). */
+  readonly aroundTransaction?: TransactionObserver;
 }
+
+/** What one ledger transaction takes on, for whoever observes it. */
+export interface TransactionShape {
+  readonly accounts: number;
+  readonly operations: number;
+}
+
+/**
+ * Runs `transaction` once and settles as it settles (its value or its
+ * rejection, unchanged); may time it or open a span around it. It must not
+ * retry, swallow or delay the outcome: the executor's retries and isolation
+ * of a failing operation rely on seeing every failure.
+ */
+export type TransactionObserver = <T>(transaction: () => Promise<T>, shape: TransactionShape) => Promise<T>;
 
 interface Pending {
   readonly operation: Operation<unknown>;
@@ -170,6 +186,7 @@ export class Executor {
   private readonly idempotencyTtlMs: number;
   private readonly clock: () => Date;
   private readonly onCommit: (batch: CommittedBatch) => void;
+  private readonly aroundTransaction: TransactionObserver;
   private running = 0;
   private idle: (() => void)[] = [];
 
@@ -189,6 +206,7 @@ export class Executor {
     this.idempotencyTtlMs = (options.idempotencyTtlHours ?? 24) * 3_600_000;
     this.clock = options.clock ?? (() => new Date());
     this.onCommit = options.onCommit ?? (() => {});
+    this.aroundTransaction = options.aroundTransaction ?? ((transaction) => transaction());
   }
 
   /** Queues an operation on its account and resolves with its outcome after commit. */
@@ -273,7 +291,10 @@ export class Executor {
 
   private async runBatch(batch: readonly AccountBatch[]): Promise<void> {
     try {
-      const outcomes = await this.withRetries(() => this.transact(batch));
+      const shape = { accounts: batch.length, operations: batch.reduce((n, b) => n + b.pending.length, 0) };
+      const outcomes = await this.withRetries(() =>
+        this.aroundTransaction(() => this.transact(batch), shape),
+      );
       batch.forEach(({ pending }, a) => {
         pending.forEach((p, i) => {
           const outcome = outcomes[a]?.[i];

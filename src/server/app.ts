@@ -33,6 +33,7 @@ import { cacheControlPlugin } from "./http-cache.ts";
 import { createLoaders } from "./loaders.ts";
 import { createLogger, currentRequestId, inRequest, iterateInRequest, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
+import { MetricsEndpoint } from "./metrics-endpoint.ts";
 import {
   acceptPersistedIdsOnly,
   PersistedOperations,
@@ -44,6 +45,7 @@ import { sharedEventsPlugin } from "./shared-events.ts";
 import { Shutdown } from "./shutdown.ts";
 import { graphqlSsePlugin } from "./sse.ts";
 import { SubscriptionLimits } from "./subscription-limits.ts";
+import type { Tracing } from "./tracing.ts";
 
 /** Close code for a WebSocket whose token is missing, bad or expired. */
 export const CLOSE_UNAUTHORIZED = 4401;
@@ -67,6 +69,8 @@ export interface App {
   readonly log: Logger;
   /** The URL of /graphql once listening. */
   url(): string;
+  /** The loopback /metrics URL once listening with METRICS_PORT; null without it. */
+  metricsUrl(): string | null;
   listen(): Promise<void>;
   /** Stops accepting, finishes in-flight work, closes sockets and pools. */
   close(): Promise<void>;
@@ -95,6 +99,11 @@ export async function createApp(config: Config): Promise<App> {
       events.publish(eventOf(batch));
       metrics.committed(batch);
     },
+    aroundTransaction: (transaction, shape) =>
+      metrics.timeTransaction(
+        () => (tracing === null ? transaction() : tracing.aroundTransaction(transaction, shape)),
+        shape,
+      ),
   });
   const realtime = new Realtime(db, events, log.child({ component: "realtime" }), {
     subscriberQueueMax: config.subscriberQueueMax,
@@ -111,7 +120,22 @@ export async function createApp(config: Config): Promise<App> {
     log.child({ component: "reaper" }),
   );
 
-  const metrics = new Metrics({ db, events, realtime, reaper });
+  const metrics: Metrics = new Metrics({ db, events, realtime, reaper });
+  const metricsEndpoint = new MetricsEndpoint(metrics, {
+    token: config.metricsToken,
+    port: config.metricsPort,
+    embedded: config.databaseUrl === undefined,
+  });
+  // Loaded only when asked for: without an endpoint no OpenTelemetry code is imported.
+  const tracing: Tracing | null =
+    config.otelExporterOtlpEndpoint === undefined
+      ? null
+      : (await import("./tracing.ts")).startTracing({
+          endpoint: config.otelExporterOtlpEndpoint,
+          serviceName: "creditbook",
+          embedded: config.databaseUrl === undefined,
+          warn: (message) => log.warn("tracing", { problem: message }),
+        });
   const persisted = PersistedOperations.load();
   const limiter =
     config.rateLimitPerSecond > 0
@@ -149,6 +173,7 @@ export async function createApp(config: Config): Promise<App> {
     // Replaced by documentCachePlugin: bounded by bytes, and only for documents that passed validation.
     parserAndValidationCache: false,
     plugins: [
+      ...(tracing === null ? [] : [tracing.plugin]),
       shutdown.plugin(),
       cacheControlPlugin(),
       corsVaryPlugin(config.corsOrigins),
@@ -236,11 +261,7 @@ export async function createApp(config: Config): Promise<App> {
       return;
     }
     if (!shutdown.admit(req, res)) return;
-    if (path === "/metrics") {
-      const { contentType, body } = await metrics.render();
-      res.writeHead(200, { "content-type": contentType }).end(body);
-      return;
-    }
+    if (await metricsEndpoint.handle(req, res, path ?? "/")) return;
     if (await handleDashboard(req, res, { devLogin: config.databaseUrl === undefined ? tokens : null }))
       return;
     if (tooLarge(req)) {
@@ -260,7 +281,11 @@ export async function createApp(config: Config): Promise<App> {
     const requestId = headerValue(req, "x-request-id") ?? randomUUID();
     res.setHeader("x-request-id", requestId);
     reportServerTiming(res);
-    await inRequest(requestId, () => yoga(req, res, { requestId }));
+    await inRequest(requestId, () =>
+      tracing === null
+        ? yoga(req, res, { requestId })
+        : tracing.request(req, res, () => yoga(req, res, { requestId })),
+    );
   });
 
   const wsServer = new WebSocketServer({ server, path: "/graphql", maxPayload: REQUEST_BODY_BYTES_MAX });
@@ -365,6 +390,7 @@ export async function createApp(config: Config): Promise<App> {
     yoga,
     log,
     url,
+    metricsUrl: () => metricsEndpoint.url(),
     async listen() {
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
@@ -373,12 +399,15 @@ export async function createApp(config: Config): Promise<App> {
           resolve();
         });
       });
+      await metricsEndpoint.listen();
       if (config.reaperEnabled) reaper.start();
       realtime.start();
       log.info("listening", {
         url: url(),
         database: db.kind,
         events: config.redisUrl === undefined ? "in-process" : "redis",
+        metrics: metricsEndpoint.access,
+        tracing: tracing !== null,
       });
     },
     close() {
@@ -398,8 +427,10 @@ export async function createApp(config: Config): Promise<App> {
         await ledger.drained();
         await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
         server.closeAllConnections();
+        await metricsEndpoint.close();
         await events.close();
         await db.close();
+        await tracing?.close();
       })();
       return closing;
     },

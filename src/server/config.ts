@@ -43,6 +43,12 @@ export interface Config {
   graphiql: boolean;
   /** Log level for pino-style structured logs. @default "info" */
   logLevel: "debug" | "info" | "warn" | "error" | "silent";
+  /** Bearer token that /metrics requires (≥ 16 characters); see MetricsAccess in metrics-endpoint.ts. */
+  metricsToken: string | undefined;
+  /** Loopback-only port serving /metrics instead of the main port. */
+  metricsPort: number | undefined;
+  /** OTLP/HTTP collector base URL; set → traces are exported to `<url>/v1/traces`, unset → no tracing loaded. */
+  otelExporterOtlpEndpoint: string | undefined;
   /** Whether clients may send documents or only persisted ids. @default "optional" */
   persistedOperations: PersistedOperationsMode;
   /**
@@ -127,6 +133,13 @@ export function loadConfig(env: Env = process.env): Config {
     return raw;
   };
 
+  const secretOf = (name: string, lengthMin: number): string | undefined => {
+    const value = text(name);
+    if (value !== undefined && value.length < lengthMin)
+      problems.push(`${name} must be at least ${lengthMin} characters, got ${value.length}`);
+    return value;
+  };
+
   const databaseUrl = url("DATABASE_URL", ["postgres:", "postgresql:"]);
   const authJwtSecret = text("AUTH_JWT_SECRET");
   if (authJwtSecret !== undefined && authJwtSecret.length < 32) {
@@ -153,6 +166,9 @@ export function loadConfig(env: Env = process.env): Config {
     ledgerLanes: integer("LEDGER_LANES", 4, 1, 100),
     graphiql: boolean("GRAPHIQL", env.NODE_ENV !== "production"),
     logLevel: oneOf("LOG_LEVEL", ["debug", "info", "warn", "error", "silent"] as const, "info"),
+    metricsToken: secretOf("METRICS_TOKEN", 16),
+    metricsPort: text("METRICS_PORT") === undefined ? undefined : integer("METRICS_PORT", 0, 0, 65_535),
+    otelExporterOtlpEndpoint: url("OTEL_EXPORTER_OTLP_ENDPOINT", ["http:", "https:"]),
     persistedOperations: oneOf("PERSISTED_OPERATIONS", ["optional", "required"] as const, "optional"),
     rateLimitPerSecond: integer("RATE_LIMIT_PER_SECOND", databaseUrl === undefined ? 0 : 1_000, 0, 1_000_000),
     subscriberQueueMax: integer("SUBSCRIBER_QUEUE_MAX", SUBSCRIBER_QUEUE_MAX, 1, 1_000_000),

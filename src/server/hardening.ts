@@ -10,7 +10,7 @@ import {
 import { createGraphQLError, type Plugin } from "graphql-yoga";
 import type { Context } from "../schema/context.ts";
 import type { Logger } from "./log.ts";
-import type { Metrics } from "./metrics.ts";
+import { type Metrics, operationLabel } from "./metrics.ts";
 
 /** Deepest query accepted (SPEC §5). */
 export const QUERY_DEPTH_MAX = 12;
@@ -213,6 +213,10 @@ export function observabilityPlugin(
             const outcome = value == null ? (single.errors?.length ? "error" : "ok") : (value.code ?? "ok");
             metrics.operations.inc({ field: root.name, outcome });
           }
+          metrics.operationDuration.observe(
+            { operation: operationLabel(args.schema, fields) },
+            (performance.now() - started) / 1000,
+          );
           logOperation(single.errors?.length ?? 0);
         },
       };

@@ -1,13 +1,52 @@
-import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import type { GraphQLSchema } from "graphql";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Database } from "../db/database.ts";
-import type { CommittedBatch } from "../domain/executor.ts";
+import type { CommittedBatch, TransactionObserver } from "../domain/executor.ts";
 import type { Reaper } from "../jobs/reaper.ts";
 import type { EventBus } from "./events.ts";
 import type { Realtime } from "./realtime.ts";
 
+/** Histogram buckets for request-path durations, in seconds: 1 ms to 10 s. */
+const DURATION_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
 /**
- * Prometheus metrics for /metrics. Counters are incremented where things
- * happen; gauges read live state when scraped.
+ * prom-client's default metrics include three gauges whose names end in
+ * `_total` (counts of live handles, requests and resources), which
+ * Prometheus reserves for counters. The same figures by type stay, under
+ * the names without `_total`.
+ */
+const DEFAULT_GAUGES_NAMED_LIKE_COUNTERS = [
+  "creditbook_nodejs_active_handles_total",
+  "creditbook_nodejs_active_requests_total",
+  "creditbook_nodejs_active_resources_total",
+];
+
+const rootFieldsBySchema = new WeakMap<GraphQLSchema, ReadonlySet<string>>();
+
+/**
+ * The `operation` label of an operation: its root field when it has exactly
+ * one and the schema defines it, else `other`. Labels come only from the
+ * schema, never from what a client sends (an operation name, a misspelt
+ * field), so the number of series stays bounded.
+ */
+export function operationLabel(schema: GraphQLSchema, fields: readonly string[]): string {
+  let known = rootFieldsBySchema.get(schema);
+  if (known === undefined) {
+    const roots = [schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()];
+    known = new Set(
+      roots.flatMap((type) => (type === null || type === undefined ? [] : Object.keys(type.getFields()))),
+    );
+    rootFieldsBySchema.set(schema, known);
+  }
+  const [only] = fields;
+  return fields.length === 1 && only !== undefined && known.has(only) ? only : "other";
+}
+
+/**
+ * Prometheus metrics for /metrics, every one listed in docs/METRICS.md.
+ * Counters (names ending in `_total`) are incremented where things happen or
+ * read from a component's running count when scraped; gauges read live
+ * state when scraped; durations are histograms in seconds.
  */
 export class Metrics {
   readonly registry = new Registry();
@@ -45,9 +84,24 @@ export class Metrics {
     help: "Mutations refused by the per-principal rate limit.",
     registers: [this.registry],
   });
+  readonly operationDuration = new Histogram({
+    name: "creditbook_operation_duration_seconds",
+    help: "GraphQL operations' execution time, by root field (`other` for several root fields or an unknown one).",
+    labelNames: ["operation"] as const,
+    buckets: DURATION_BUCKETS_SECONDS,
+    registers: [this.registry],
+  });
+  readonly transactionDuration = new Histogram({
+    name: "creditbook_db_transaction_duration_seconds",
+    help: "Ledger transactions from asking for a connection to commit or rollback, by outcome.",
+    labelNames: ["outcome"] as const,
+    buckets: DURATION_BUCKETS_SECONDS,
+    registers: [this.registry],
+  });
 
   constructor(parts: { db: Database; events: EventBus; realtime: Realtime; reaper: Reaper }) {
     collectDefaultMetrics({ register: this.registry, prefix: "creditbook_" });
+    for (const name of DEFAULT_GAUGES_NAMED_LIKE_COUNTERS) this.registry.removeSingleMetric(name);
     const { db, events, realtime, reaper } = parts;
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({
@@ -58,20 +112,35 @@ export class Metrics {
           this.set(read());
         },
       });
-    gauge("creditbook_events_published_total", "Events published to the bus.", () => events.stats.published);
-    gauge(
+    // A count kept by a component since it started: a counter that takes the running total when scraped.
+    const counter = (name: string, help: string, read: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    counter(
+      "creditbook_events_published_total",
+      "Events published to the bus.",
+      () => events.stats.published,
+    );
+    counter(
       "creditbook_events_publish_failed_total",
       "Event publishes that failed (Redis down).",
       () => events.stats.publishFailed,
     );
-    gauge("creditbook_events_received_total", "Events received from the bus.", () => events.stats.received);
+    counter("creditbook_events_received_total", "Events received from the bus.", () => events.stats.received);
     gauge(
       "creditbook_subscribers",
       "Subscriptions connected to this instance.",
       () => realtime.stats.subscribers,
     );
     gauge("creditbook_live_feeds", "Accounts followed live by this instance.", () => realtime.stats.feeds);
-    gauge(
+    counter(
       "creditbook_subscribers_closed_too_slow_total",
       "Subscribers closed for falling behind.",
       () => realtime.stats.closedTooSlow,
@@ -81,7 +150,7 @@ export class Metrics {
       "Now minus the oldest overdue deadline at the reaper's last round.",
       () => reaper.stats.lagSeconds,
     );
-    gauge(
+    counter(
       "creditbook_reaper_generations_timed_out_total",
       "Generations the reaper timed out.",
       () => reaper.stats.generationsTimedOut,
@@ -108,6 +177,20 @@ export class Metrics {
     }
   }
 
+  /** Times every ledger transaction into `creditbook_db_transaction_duration_seconds`. */
+  readonly timeTransaction: TransactionObserver = async (transaction) => {
+    const stop = this.transactionDuration.startTimer();
+    try {
+      const value = await transaction();
+      stop({ outcome: "commit" });
+      return value;
+    } catch (error) {
+      stop({ outcome: "rollback" });
+      throw error;
+    }
+  };
+
+  /** The registry in the Prometheus text format. */
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }

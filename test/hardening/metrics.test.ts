@@ -4,6 +4,7 @@
  * by reason, ledger entries by type, events published, subscribers
  * connected; and it reports the reaper's lag and the database pool.
  */
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   LedgerEntryAddedDocument,
@@ -14,33 +15,15 @@ import {
 import { expectTypename, gqlData, sourceOf } from "../support/documents.ts";
 import { createAccount, grant } from "../support/fixtures.ts";
 import { startServer, type TestServer, unique } from "../support/harness.ts";
+import {
+  METRICS_TEST_TOKEN,
+  metricTypes,
+  parseMetrics,
+  type Scrape,
+  scrapeText,
+  seriesKey,
+} from "../support/metrics.ts";
 import { connect } from "../support/ws.ts";
-
-/** One scrape: `name{label="value",…}` (labels sorted) → value. */
-type Scrape = ReadonlyMap<string, number>;
-
-function seriesKey(name: string, labels: Record<string, string> = {}): string {
-  const pairs = Object.entries(labels)
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([label, value]) => `${label}="${value}"`);
-  return pairs.length === 0 ? name : `${name}{${pairs.join(",")}}`;
-}
-
-/** Parses the Prometheus text format (the subset prom-client writes). */
-function parseMetrics(text: string): Scrape {
-  const series = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (match === null) throw new Error(`not a Prometheus sample line: ${line}`);
-    const [, name = "", labelText = "", value = ""] = match;
-    const labels = Object.fromEntries(
-      [...labelText.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]),
-    );
-    series.set(seriesKey(name, labels), Number(value));
-  }
-  return series;
-}
 
 describe("/metrics", () => {
   let server: TestServer;
@@ -49,7 +32,7 @@ describe("/metrics", () => {
 
   beforeAll(async () => {
     // The reaper is off: it would count other test files' timeouts into this instance's counters.
-    server = await startServer({ reaperEnabled: false });
+    server = await startServer({ reaperEnabled: false, metricsToken: METRICS_TEST_TOKEN });
     service = await server.token(unique("metrics"), "service");
     const account = await createAccount(server, service);
     accountId = account.id;
@@ -58,10 +41,7 @@ describe("/metrics", () => {
   afterAll(() => server?.close());
 
   async function scrape(): Promise<Scrape> {
-    const response = await fetch(new URL("/metrics", server.url));
-    expect(response.status).toBe(200);
-    expect(response.headers.get("content-type")).toMatch(/^text\/plain/);
-    return parseMetrics(await response.text());
+    return parseMetrics(await scrapeText(new URL("/metrics", server.url)));
   }
 
   /** How much a series moved between two scrapes (a series not there yet counts as 0). */
@@ -147,5 +127,62 @@ describe("/metrics", () => {
     expect(metrics.get("creditbook_db_pool_waiting")).toBe(0);
     expect(metrics.get("creditbook_rate_limited_total")).toBe(0);
     expect(metrics.get("creditbook_process_resident_memory_bytes")).toBeGreaterThan(0);
+  });
+
+  it("names every metric the Prometheus way and documents each in docs/METRICS.md", async () => {
+    // A few mutations first, so both duration histograms have observations.
+    const reserved = await gqlData(server, service, ReserveGenerationDocument, {
+      input: { idempotencyKey: unique("reserve"), accountId, feature: "Quick Video", unitCost: 1 },
+    });
+    const generation = expectTypename(reserved.reserveGeneration, "ReserveGenerationSuccess").generation;
+    await gqlData(server, service, RefundGenerationDocument, {
+      input: { idempotencyKey: unique("refund"), generationId: generation.id, reason: "PROVIDER_ERROR" },
+    });
+    const text = await scrapeText(new URL("/metrics", server.url));
+    const types = metricTypes(text);
+    const samples = parseMetrics(text);
+
+    // docs/METRICS.md: one table row per metric, `| `name` | type | labels | meaning |`.
+    const docs = readFileSync(new URL("../../docs/METRICS.md", import.meta.url), "utf8");
+    const documented = new Map(
+      [...docs.matchAll(/^\| `(creditbook_[a-z0-9_]+)` \| (counter|gauge|histogram) \|/gm)].map((m) => [
+        m[1] ?? "",
+        m[2] ?? "",
+      ]),
+    );
+    expect([...types.keys()].sort()).toEqual([...documented.keys()].sort());
+    for (const [name, type] of types) {
+      expect(documented.get(name), `the type docs/METRICS.md gives ${name}`).toBe(type);
+      if (type === "counter") expect(name, "a counter's name").toMatch(/_total$/);
+      else expect(name, `a ${type}'s name`).not.toMatch(/_total$/);
+      if (type === "histogram") expect(name, "a histogram's unit").toMatch(/_seconds$/);
+    }
+
+    const count = (name: string, labels: Record<string, string>) =>
+      samples.get(seriesKey(`${name}_count`, labels));
+    expect(
+      count("creditbook_operation_duration_seconds", { operation: "reserveGeneration" }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      count("creditbook_operation_duration_seconds", { operation: "refundGeneration" }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(count("creditbook_db_transaction_duration_seconds", { outcome: "commit" })).toBeGreaterThanOrEqual(
+      2,
+    );
+    expect(samples.get('creditbook_db_transaction_duration_seconds_sum{outcome="commit"}')).toBeGreaterThan(
+      0,
+    );
+  });
+
+  it("labels operations by known root field only", async () => {
+    const before = await scrape();
+    await server.gql(service, "{ __typename }");
+    await server.gql(service, `query Custom { viewer { id } }`);
+    await server.gql(service, `{ viewer { id } __typename }`);
+    const after = await scrape();
+    const histogram = "creditbook_operation_duration_seconds_count";
+    expect(delta(before, after, histogram, { operation: "viewer" })).toBe(1);
+    expect(delta(before, after, histogram, { operation: "other" })).toBe(2);
+    expect([...after.keys()].some((key) => key.includes('operation="Custom"'))).toBe(false);
   });
 });

@@ -16,6 +16,7 @@ import {
 import { expectTypename, gqlData, requestOf } from "../support/documents.ts";
 import { createAccount, grant } from "../support/fixtures.ts";
 import { type GraphQLResponse, startServer, type TestServer, unique } from "../support/harness.ts";
+import { METRICS_TEST_TOKEN, scrapeText } from "../support/metrics.ts";
 
 const RATE_PER_SECOND = 5;
 const BURST = 2 * RATE_PER_SECOND;
@@ -28,7 +29,11 @@ describe("rate limit per principal for mutations", () => {
   let accountId: string;
 
   beforeAll(async () => {
-    server = await startServer({ rateLimitPerSecond: RATE_PER_SECOND, reaperEnabled: false });
+    server = await startServer({
+      rateLimitPerSecond: RATE_PER_SECOND,
+      reaperEnabled: false,
+      metricsToken: METRICS_TEST_TOKEN,
+    });
     // The fixtures come from the admin: its bucket is its own.
     admin = await server.token(unique("rate-admin"), "admin");
     burster = await server.token(unique("rate-burster"), "service");
@@ -109,7 +114,7 @@ describe("rate limit per principal for mutations", () => {
     }
 
     // The refusals are visible in the metrics.
-    const metrics = await (await fetch(new URL("/metrics", server.url))).text();
+    const metrics = await scrapeText(new URL("/metrics", server.url));
     expect(metrics).toContain(`creditbook_rate_limited_total ${limited.length}`);
     expect(metrics).toContain(
       `creditbook_graphql_operations_total{field="reserveGeneration",outcome="RATE_LIMITED"} ${limited.length}`,
