@@ -144,7 +144,7 @@ describe("embedded mode: PGlite in DATA_DIR, no DATABASE_URL or REDIS_URL", () =
       const env = childEnv({ PORT: "0", HOST: "127.0.0.1", DATA_DIR: dataDir, LOG_LEVEL: "info" });
 
       // Before the first start there is no secret to sign with: the script says so.
-      const early = await runToEnd(["scripts/token.ts", "--sub", "svc", "--role", "service"], env);
+      const early = await runToEnd(["src/cli/token.ts", "--sub", "svc", "--role", "service"], env);
       expect(early.code).not.toBe(0);
       expect(early.stderr).toMatch(/AUTH_JWT_SECRET/);
       expect(early.stdout).toBe("");
@@ -155,7 +155,7 @@ describe("embedded mode: PGlite in DATA_DIR, no DATABASE_URL or REDIS_URL", () =
       expect(existsSync(secretPath)).toBe(true);
       expect(statSync(secretPath).mode & 0o777).toBe(0o600);
 
-      const minted = await runToEnd(["scripts/token.ts", "--sub", "svc", "--role", "service"], env);
+      const minted = await runToEnd(["src/cli/token.ts", "--sub", "svc", "--role", "service"], env);
       expect(minted.stderr).toBe("");
       expect(minted.code).toBe(0);
       const token = minted.stdout.trim();

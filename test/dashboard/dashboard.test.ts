@@ -4,18 +4,21 @@
  * green "+" entry with its reason and the balance comes back, without a
  * reload; after the server drops every WebSocket and refuses new ones for a
  * while, entries written meanwhile appear once each when the page resumes.
+ * On the embedded default (PGlite, no DATABASE_URL) the dev-login signs in
+ * and the spending card shows with no error.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
+import type { BrowserContext, Locator, Page } from "playwright-core";
 import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchBrowser, type TestBrowser } from "../support/browser.ts";
 import { createAccount, grant } from "../support/fixtures.ts";
 import { dataOf, startServer, type TestServer, unique } from "../support/harness.ts";
 
-const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SCREENSHOT_PATH = `${ROOT}test-artifacts/dashboard.png`;
 /** How long the page may take to show a change. @default 10_000 // 10 seconds */
@@ -49,10 +52,16 @@ interface Subscribed {
   readonly afterSequence?: number;
 }
 
+// Serve what the source says now, not whatever an earlier build left. Both
+// suites below share this build: building while a page loads would break it.
+beforeAll(async () => {
+  await build({ configFile: `${ROOT}dashboard/vite.config.ts`, logLevel: "warn" });
+});
+
 describe("the usage dashboard in a browser", () => {
   let server: TestServer;
+  let browser: TestBrowser;
   let context: BrowserContext;
-  let profileDir: string;
   let serviceToken: string;
   const pageErrors: string[] = [];
   /** graphql-ws `subscribe` messages the page sent, in order. */
@@ -62,14 +71,6 @@ describe("the usage dashboard in a browser", () => {
   let refuseUpgrades = false;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM_PATH)) {
-      throw new Error(
-        `Chromium is not installed at ${CHROMIUM_PATH}: these tests drive a real browser. ` +
-          "Install it with `apt-get install -y chromium` (as .ci/run does), or set CHROMIUM_PATH.",
-      );
-    }
-    // Serve what the source says now, not whatever an earlier build left.
-    await build({ configFile: `${ROOT}dashboard/vite.config.ts`, logLevel: "warn" });
     server = await startServer();
     serviceToken = await server.token("dashboard-test-platform", "service");
     server.app.server.prependListener("upgrade", (_request, socket: Socket) => {
@@ -80,27 +81,13 @@ describe("the usage dashboard in a browser", () => {
       sockets.add(socket);
       socket.once("close", () => sockets.delete(socket));
     });
-    profileDir = mkdtempSync(`${tmpdir()}/creditbook-chromium-`);
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: CHROMIUM_PATH,
-      viewport: { width: 1280, height: 1000 },
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchBrowser();
+    context = browser.context;
   });
 
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await server?.close();
-    if (profileDir !== undefined) rmSync(profileDir, { recursive: true, force: true });
   });
 
   const origin = () => new URL(server.url).origin;
@@ -345,6 +332,73 @@ describe("the usage dashboard in a browser", () => {
 
     mkdirSync(`${ROOT}test-artifacts`, { recursive: true });
     await page.screenshot({ path: SCREENSHOT_PATH, fullPage: true });
+    expect(pageErrors).toEqual([]);
+  });
+});
+
+describe("the dashboard on the embedded default (no DATABASE_URL)", () => {
+  let server: TestServer;
+  let browser: TestBrowser;
+  let dataDir: string;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "creditbook-embedded-dashboard-"));
+    server = await startServer({ databaseUrl: undefined, dataDir });
+    browser = await launchBrowser();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("signs in with dev-login and shows the spending card with no error", async () => {
+    // The browser is the one npm installed, not a system Chromium.
+    expect(browser.executablePath.startsWith(tmpdir())).toBe(true);
+    const serviceToken = await server.token("embedded-dashboard-platform", "service");
+    const { id: accountId, ownerId } = await createAccount(server, serviceToken, { name: "Embedded" });
+    await grant(server, serviceToken, accountId, 100, { source: "WALLET" });
+    const call = async (query: string, input: Record<string, unknown>) =>
+      dataOf(await server.gql(serviceToken, query, { input: { idempotencyKey: unique("op"), ...input } }));
+    const failed = await call(RESERVE, { accountId, feature: "Quick Video", unitCost: 12 });
+    const refunded = await call(REFUND, {
+      generationId: failed.reserveGeneration.generation.id,
+      reason: "PROVIDER_ERROR",
+    });
+    expect(refunded.refundGeneration.__typename).toBe("RefundGenerationSuccess");
+    const delivered = await call(RESERVE, { accountId, feature: "Image Pack", unitCost: 5 });
+    const settled = await call(SETTLE, {
+      generationId: delivered.reserveGeneration.generation.id,
+      items: [{ index: 0, succeeded: true }],
+    });
+    expect(settled.settleGeneration.__typename).toBe("SettleGenerationSuccess");
+
+    const page = await browser.context.newPage();
+    page.on("pageerror", (error) => pageErrors.push(error.message));
+    await page.goto(`${new URL(server.url).origin}/dashboard/`);
+    await page.locator("#dev-login-form").waitFor({ timeout: SHOW_TIMEOUT_MS });
+    await page.locator("#dev-sub").fill(ownerId);
+    await page.getByRole("button", { name: "Sign in as this user" }).click();
+    await page.locator('#connection[data-state="live"]').waitFor({ timeout: SHOW_TIMEOUT_MS });
+    await showsText(page.locator("#available"), "95");
+
+    const quickVideo = page.locator('#spending li[data-feature="Quick Video"]');
+    await quickVideo.waitFor({ timeout: SHOW_TIMEOUT_MS });
+    expect(await quickVideo.textContent()).toContain("12 refunded");
+    expect(await page.locator('#spending li[data-feature="Image Pack"]').textContent()).toContain(
+      "5 charged",
+    );
+    expect(await page.locator("#spending .spending__totals").textContent()).toBe(
+      "Charged 5 · refunded 12 · 2 generations, 1 failed",
+    );
+    await page.locator('#feed li[data-type="REFUND"]').waitFor({ timeout: SHOW_TIMEOUT_MS });
+    expect(await page.locator("#error").isHidden(), await page.locator("#error-text").innerText()).toBe(true);
+
+    mkdirSync(`${ROOT}test-artifacts`, { recursive: true });
+    await page.screenshot({ path: `${ROOT}test-artifacts/dashboard-embedded.png`, fullPage: true });
+    await page.close();
     expect(pageErrors).toEqual([]);
   });
 });

@@ -4,14 +4,25 @@
  * Tests never use the database DATABASE_URL names: the global setup creates a
  * fresh database on that server for each run and drops it afterwards.
  */
-export const SERVER_URL = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
-export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+// The default ports can be moved (CREDITBOOK_TEST_DEFAULT_PG_PORT / _REDIS_PORT)
+// to try the throwaway-server path on a machine whose own servers are running.
+export const DEFAULT_SERVER_URL = `postgresql://postgres@127.0.0.1:${process.env.CREDITBOOK_TEST_DEFAULT_PG_PORT ?? 5432}/postgres`;
+export const DEFAULT_REDIS_URL = `redis://127.0.0.1:${process.env.CREDITBOOK_TEST_DEFAULT_REDIS_PORT ?? 6379}`;
+export const SERVER_URL = process.env.DATABASE_URL ?? DEFAULT_SERVER_URL;
+export const REDIS_URL = process.env.REDIS_URL ?? DEFAULT_REDIS_URL;
 /** A fixed secret for test servers (32+ characters). */
 export const TEST_SECRET = "creditbook-test-secret-0123456789abcdef";
 
+/**
+ * SERVER_URL as the environment says now: the global setup may have started
+ * a throwaway PostgreSQL (test/support/services.ts) after this module loaded.
+ */
+export function serverUrl(): string {
+  return process.env.DATABASE_URL ?? DEFAULT_SERVER_URL;
+}
 /** The URL of another database on the same server. */
 export function databaseUrl(name: string): string {
-  const url = new URL(SERVER_URL);
+  const url = new URL(serverUrl());
   url.pathname = `/${name}`;
   return url.toString();
 }

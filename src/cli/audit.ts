@@ -1,5 +1,5 @@
-import { openDatabase } from "../src/db/open.ts";
-import { auditLedger } from "../src/domain/audit.ts";
+import { openDatabase } from "../db/open.ts";
+import { auditLedger } from "../domain/audit.ts";
 
 /** `npm run audit [-- <account uuid>]`: checks the ledger's invariants; exits 1 on any problem. */
 const accountId = process.argv[2] ?? null;

@@ -1,4 +1,4 @@
-import { openDatabase } from "../src/db/open.ts";
+import { openDatabase } from "../db/open.ts";
 
 /** `npm run db:migrate`: applies pending migrations to DATABASE_URL (or the embedded database). */
 const { db, applied } = await openDatabase({

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { ROLES, type Role, resolveSecret, TokenService } from "../src/server/auth.ts";
+import { ROLES, type Role, resolveSecret, TokenService } from "../server/auth.ts";
 
 /** `npm run token -- --sub alice --role user [--expires 30d]`: prints a token for the configured secret. */
 const { values } = parseArgs({
