@@ -21,6 +21,7 @@ import {
   TokenService,
 } from "./auth.ts";
 import type { Config } from "./config.ts";
+import { limitConnections, serverTimeouts } from "./connections.ts";
 import { handleDashboard } from "./dashboard.ts";
 import { documentCachePlugin } from "./document-cache.ts";
 import { documentShapePlugin } from "./document-shape.ts";
@@ -195,7 +196,8 @@ export async function createApp(config: Config): Promise<App> {
     },
   });
 
-  const server = createServer(async (req, res) => {
+  const server = createServer(serverTimeouts(config), async (req, res) => {
+    if (connections.refuse(req, res)) return;
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/healthz") {
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ status: "ok" }));
@@ -236,7 +238,14 @@ export async function createApp(config: Config): Promise<App> {
     await inRequest(requestId, () => yoga(req, res, { requestId }));
   });
 
-  const wsServer = new WebSocketServer({ server, path: "/graphql", maxPayload: REQUEST_BODY_BYTES_MAX });
+  const connections = limitConnections(server, config);
+  const wsServer = new WebSocketServer({
+    server,
+    path: "/graphql",
+    maxPayload: REQUEST_BODY_BYTES_MAX,
+    // A socket on a slot reserved for health checks does not become a WebSocket.
+    verifyClient: ({ req }, done) => done(!connections.isReserved(req.socket), 503, "Too many connections"),
+  });
   useServer<Record<string, unknown>, { principal: Principal | null; request: IncomingMessage }>(
     {
       onConnect: async (ctx) => {

@@ -50,6 +50,12 @@ export interface Config {
   rateLimitPerSecond: number;
   /** Most events waiting for one subscriber before it is closed as too slow (4429). @default 1_000 */
   subscriberQueueMax: number;
+  /** Time for a request's headers to arrive before its socket is closed (408). @default 10_000 // 10 seconds */
+  httpHeadersTimeoutMs: number;
+  /** Time for a whole request, body included, to arrive; never limits a streamed answer. @default 30_000 // 30 seconds */
+  httpRequestTimeoutMs: number;
+  /** Open sockets served (WebSockets included); a few more answer only health checks. @default 10_000 */
+  connectionsMax: number;
 }
 
 export class ConfigError extends Error {
@@ -142,7 +148,16 @@ export function loadConfig(env: Env = process.env): Config {
     persistedOperations: oneOf("PERSISTED_OPERATIONS", ["optional", "required"] as const, "optional"),
     rateLimitPerSecond: integer("RATE_LIMIT_PER_SECOND", databaseUrl === undefined ? 0 : 1_000, 0, 1_000_000),
     subscriberQueueMax: integer("SUBSCRIBER_QUEUE_MAX", SUBSCRIBER_QUEUE_MAX, 1, 1_000_000),
+    httpHeadersTimeoutMs: integer("HTTP_HEADERS_TIMEOUT_MS", 10_000, 100, 600_000),
+    httpRequestTimeoutMs: integer("HTTP_REQUEST_TIMEOUT_MS", 30_000, 100, 3_600_000),
+    connectionsMax: integer("MAX_CONNECTIONS", 10_000, 1, 1_000_000),
   };
+  // Node refuses a headers timeout longer than the request timeout.
+  if (config.httpHeadersTimeoutMs > config.httpRequestTimeoutMs) {
+    problems.push(
+      `HTTP_HEADERS_TIMEOUT_MS must be at most HTTP_REQUEST_TIMEOUT_MS (${config.httpRequestTimeoutMs}), got ${config.httpHeadersTimeoutMs}`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }
