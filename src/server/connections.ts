@@ -18,7 +18,7 @@ import type { Config } from "./config.ts";
 /** Sockets over the cap that may still ask for /healthz or /readyz. */
 export const HEALTH_CONNECTIONS_RESERVED = 4;
 /** How long a socket on a reserved slot may stay: one health check, then it goes. */
-const RESERVED_IDLE_MS = 2_000;
+export const RESERVED_LIFETIME_MS = 2_000;
 /** Paths a socket on a reserved slot may ask for. */
 const HEALTH_PATHS = new Set(["/healthz", "/readyz"]);
 
@@ -72,7 +72,9 @@ export function limitConnections(server: Server, limits: ConnectionLimits): Conn
     });
     if (open > limits.connectionsMax) {
       reserved.add(socket);
-      socket.setTimeout(RESERVED_IDLE_MS, () => socket.destroy());
+      // A deadline, not an idle timeout: trickling bytes must not keep a reserved slot.
+      const deadline = setTimeout(() => socket.destroy(), RESERVED_LIFETIME_MS);
+      socket.once("close", () => clearTimeout(deadline));
     } else {
       // Node's headers timeout starts at a request's first byte: a socket that never sends one is cut here.
       socket.setTimeout(limits.httpHeadersTimeoutMs, () => socket.destroy());
