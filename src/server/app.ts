@@ -21,6 +21,7 @@ import {
   TokenService,
 } from "./auth.ts";
 import type { Config } from "./config.ts";
+import { limitConnections, serverTimeouts } from "./connections.ts";
 import { corsOption, corsVaryPlugin } from "./cors.ts";
 import { handleDashboard } from "./dashboard.ts";
 import { databaseFaultAnswer } from "./database-faults.ts";
@@ -242,7 +243,8 @@ export async function createApp(config: Config): Promise<App> {
     },
   });
 
-  const server = createServer(async (req, res) => {
+  const server = createServer(serverTimeouts(config), async (req, res) => {
+    if (connections.refuse(req, res)) return;
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/healthz") {
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ status: "ok" }));
@@ -288,7 +290,14 @@ export async function createApp(config: Config): Promise<App> {
     );
   });
 
-  const wsServer = new WebSocketServer({ server, path: "/graphql", maxPayload: REQUEST_BODY_BYTES_MAX });
+  const connections = limitConnections(server, config);
+  const wsServer = new WebSocketServer({
+    server,
+    path: "/graphql",
+    maxPayload: REQUEST_BODY_BYTES_MAX,
+    // A socket on a slot reserved for health checks does not become a WebSocket.
+    verifyClient: ({ req }, done) => done(!connections.isReserved(req.socket), 503, "Too many connections"),
+  });
   // Caps and one-at-a-time setups per socket around onSubscribe and subscribe (see subscription-limits.ts).
   acceptPersistedIdsOnly(wsServer);
   useServer<Record<string, unknown>, { principal: Principal | null; request: IncomingMessage }>(

@@ -70,6 +70,12 @@ export interface Config {
   corsOrigins: readonly string[] | null;
   /** Whether validation errors suggest names ("Did you mean …"). @default true unless NODE_ENV=production */
   fieldSuggestions: boolean;
+  /** Time for a request's headers to arrive before its socket is closed (408). @default 10_000 // 10 seconds */
+  httpHeadersTimeoutMs: number;
+  /** Time for a whole request, body included, to arrive; never limits a streamed answer. @default 30_000 // 30 seconds */
+  httpRequestTimeoutMs: number;
+  /** Open sockets served (WebSockets included); a few more answer only health checks. @default 10_000 */
+  connectionsMax: number;
 }
 
 export class ConfigError extends Error {
@@ -188,7 +194,16 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownTimeoutMs: integer("SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
     corsOrigins: parseCorsOrigins(text("CORS_ORIGINS"), problems),
     fieldSuggestions: env.NODE_ENV !== "production",
+    httpHeadersTimeoutMs: integer("HTTP_HEADERS_TIMEOUT_MS", 10_000, 100, 600_000),
+    httpRequestTimeoutMs: integer("HTTP_REQUEST_TIMEOUT_MS", 30_000, 100, 3_600_000),
+    connectionsMax: integer("MAX_CONNECTIONS", 10_000, 1, 1_000_000),
   };
+  // Node refuses a headers timeout longer than the request timeout.
+  if (config.httpHeadersTimeoutMs > config.httpRequestTimeoutMs) {
+    problems.push(
+      `HTTP_HEADERS_TIMEOUT_MS must be at most HTTP_REQUEST_TIMEOUT_MS (${config.httpRequestTimeoutMs}), got ${config.httpHeadersTimeoutMs}`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

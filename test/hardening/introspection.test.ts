@@ -7,7 +7,7 @@
  */
 import { getIntrospectionQuery } from "graphql";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FIELD_REPEATS_MAX, FIELDS_MAX } from "../../src/server/document-shape.ts";
+import { FIELD_REPEATS_MAX, FIELDS_MAX, INTROSPECTION_DEPTH_MAX } from "../../src/server/document-shape.ts";
 import { type GraphQLResponse, startServer, type TestServer, unique } from "../support/harness.ts";
 
 /** The audit's document: `n` aliased `__schema` selections sharing one fragment that lists every field's type. */
@@ -89,9 +89,15 @@ describe("introspection and validation limits", () => {
     expect(two.body.errors?.map((error) => error.message)).toEqual([
       'At most 1 "__type" selection per document, found 2',
     ]);
-    const deep = `{ __type(name: "Account") { ${"ofType { ".repeat(20)}name${" }".repeat(20)} } }`;
-    const refused = await send(null, deep);
-    expect(refused.body.errors?.[0]?.message).toMatch(/Introspection depth limit of 15 exceeded, found 22/);
+    // __schema, queryType, then `levels` nested ofType, then name: a depth of levels + 3. (Under
+    // `__type` the query depth limit of 12 applies as well; graphql-armor leaves out only `__schema`.)
+    const chain = (levels: number) =>
+      `{ __schema { queryType { ${"ofType { ".repeat(levels)}name${" }".repeat(levels)} } } }`;
+    expect((await send(null, chain(INTROSPECTION_DEPTH_MAX - 3))).body.errors).toBeUndefined();
+    const refused = await send(null, chain(INTROSPECTION_DEPTH_MAX - 2));
+    expect(refused.body.errors?.map((error) => error.message)).toEqual([
+      `Introspection depth limit of ${INTROSPECTION_DEPTH_MAX} exceeded, found ${INTROSPECTION_DEPTH_MAX + 1}`,
+    ]);
   });
 
   it(`refuses 740× viewer { id } and ${FIELD_REPEATS_MAX + 1} repeats of a field before validating, fast`, async () => {
