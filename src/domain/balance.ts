@@ -19,7 +19,11 @@ export interface BalanceSnapshot {
 type BalanceGrant = Pick<GrantState, "remaining" | "expiresAt" | "expiredAt">;
 
 /** The balance of an account from its totals and its open grants. */
-export function balanceOf(account: AccountState, grants: Iterable<BalanceGrant>, now: Date): BalanceSnapshot {
+export function balanceOf(
+  account: Omit<AccountState, "reservedVolume">,
+  grants: Iterable<BalanceGrant>,
+  now: Date,
+): BalanceSnapshot {
   let nextExpiry: { amount: Credits; at: Date } | null = null;
   for (const grant of grants) {
     if (grant.remaining === 0n || grant.expiresAt === null || isGrantExpired(grant as GrantState, now))
@@ -71,7 +75,7 @@ export async function loadBalance(
   );
   const row = rows[0];
   if (row === undefined) return null;
-  const account: AccountState = {
+  const account: Omit<AccountState, "reservedVolume"> = {
     id: row.id,
     kind: row.kind,
     available: row.available,

@@ -126,6 +126,20 @@ export interface GenerationPosition {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const LEDGER_CURSOR = /^ledger:v1:([1-9][0-9]{0,9})$/;
 const GENERATION_CURSOR = /^generation:v1:(-?[0-9]{1,16}):([0-9a-f-]{36})$/;
+/**
+ * The earliest instant PostgreSQL's timestamptz holds (4713-11-24 BC, in ms
+ * since 1970); JavaScript's dates reach further back (−8.64e15 ms), and such
+ * an instant sent as a parameter fails the statement. The latest JavaScript
+ * date (8.64e15 ms, year 275760) is within PostgreSQL's range.
+ */
+const TIMESTAMP_MIN_MS = -210_866_803_200_000;
+
+/** Whether a date is valid and within what PostgreSQL can store (a forged cursor's may not be). */
+function isStorableTime(date: Date): boolean {
+  const ms = date.getTime();
+  return !Number.isNaN(ms) && ms >= TIMESTAMP_MIN_MS;
+}
+
 /** Longest cursor text worth decoding; real ones are under 100 characters. */
 const CURSOR_LENGTH_MAX = 200;
 
@@ -236,7 +250,7 @@ export function parseGenerationQuery(
       const match = GENERATION_CURSOR.exec(decodeCursor(page.after) ?? "");
       const createdAt = new Date(Number(match?.[1]));
       const id = match?.[2];
-      if (id === undefined || !UUID.test(id) || Number.isNaN(createdAt.getTime())) {
+      if (id === undefined || !UUID.test(id) || !isStorableTime(createdAt)) {
         throw badCursor("after", "generations", page.after);
       }
       before = { createdAt, id };

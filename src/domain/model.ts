@@ -40,6 +40,12 @@ export interface AccountState {
   /** Sequence of the latest ledger entry (0 before the first). */
   sequence: number;
   updatedAt: Date;
+  /**
+   * Credits the account's generations ever reserved, at most CREDITS_MAX.
+   * Each generation's charged and refunded are at most its reserved, so
+   * every sum reported over the account's generations is at most this.
+   */
+  reservedVolume: Credits;
 }
 
 export interface GrantState {

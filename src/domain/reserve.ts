@@ -1,6 +1,6 @@
 import type { Book } from "./book.ts";
-import { type Credits, minCredits } from "./credits.ts";
-import { InsufficientCreditsError } from "./errors.ts";
+import { CREDITS_MAX, type Credits, minCredits } from "./credits.ts";
+import { InsufficientCreditsError, InvalidInputError } from "./errors.ts";
 import { drawable, drawOrder } from "./grants.ts";
 import type { DrawState, GenerationState, ItemState } from "./model.ts";
 
@@ -26,8 +26,16 @@ export interface ReserveInput {
 export function reserveGeneration(
   book: Book,
   input: ReserveInput,
-): { generationId: string } | InsufficientCreditsError {
+): { generationId: string } | InsufficientCreditsError | InvalidInputError {
   const required = input.unitCost * BigInt(input.quantity);
+  const volumeLeft = CREDITS_MAX - book.account.reservedVolume;
+  if (required > volumeLeft) {
+    // Checked before the balance: it is the account's for good, not until the next grant.
+    return new InvalidInputError(
+      "unitCost",
+      `× quantity (${required} credits) would take the credits this account ever reserved past 2^53 − 1, the most its spending figures can report; ${volumeLeft} can still be reserved`,
+    );
+  }
   const available = drawable(book);
   if (available < required) return new InsufficientCreditsError(available, required);
 
@@ -67,6 +75,7 @@ export function reserveGeneration(
     draws,
   };
   book.addGeneration(generation);
+  book.account.reservedVolume += required;
 
   const transfer = book.begin();
   let left = required;

@@ -43,6 +43,7 @@ interface AccountRow {
   wallet: bigint;
   sequence: number;
   updated_at: Date;
+  reserved_volume: bigint;
 }
 
 type Json<T> = {
@@ -83,7 +84,7 @@ export function lockAccountsStatement(accountIds: readonly string[], skipLocked 
     .sort()
     .map((id) => `'${id}'`)
     .join(", ");
-  return `SELECT id, kind, available, held, subscription, wallet, sequence, updated_at
+  return `SELECT id, kind, available, held, subscription, wallet, sequence, updated_at, reserved_volume
        FROM account WHERE id IN (${ids}) ORDER BY id FOR UPDATE${skipLocked ? " SKIP LOCKED" : ""}`;
 }
 
@@ -100,6 +101,7 @@ export function lockedAccounts(rows: readonly unknown[]): Map<string, AccountSta
       wallet: row.wallet,
       sequence: row.sequence,
       updatedAt: row.updated_at,
+      reservedVolume: row.reserved_volume,
     });
   }
   return accounts;
@@ -345,6 +347,7 @@ const ACCOUNT_UPDATE: Columns = [
   ["wallet", "bigint", "wallet"],
   ["sequence", "integer", "sequence"],
   ["updated_at", "timestamptz", "updatedAt"],
+  ["reserved_volume", "bigint", "reservedVolume"],
 ];
 
 function recordset(key: string, columns: Columns): string {

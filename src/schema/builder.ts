@@ -9,6 +9,7 @@ import { getDatamodel } from "../db/generated/pothos-types.ts";
 import type { Credits } from "../domain/credits.ts";
 import { ForbiddenError, InvalidInputError, NotFoundError } from "../domain/errors.ts";
 import type { Context } from "./context.ts";
+import { decodeNodeId, isNodeId } from "./ids.ts";
 import { relayDescriptions } from "./relay-descriptions.ts";
 
 /**
@@ -57,8 +58,15 @@ export const builder = new SchemaBuilder<{
   relay: {
     clientMutationId: "omit",
     cursorType: "String",
-    nodesQueryOptions: false,
+    decodeGlobalID: (globalId) => decodeNodeId(globalId),
     ...relayDescriptions,
+    nodeQueryOptions: {
+      ...relayDescriptions.nodeQueryOptions,
+      // A malformed id names no node: null, without a query (see isNodeId).
+      resolve: (_root, args, _context, _info, resolveNode) =>
+        isNodeId(args.id) ? resolveNode(args.id) : null,
+    },
+    nodesQueryOptions: false,
   },
 });
 

@@ -3,6 +3,14 @@ import { InvalidInputError } from "../domain/errors.ts";
 
 export type NodeTypeName = "Account" | "Grant" | "Generation" | "LedgerEntry" | "Board";
 
+const NODE_TYPE_NAMES: ReadonlySet<string> = new Set<NodeTypeName>([
+  "Account",
+  "Grant",
+  "Generation",
+  "LedgerEntry",
+  "Board",
+]);
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
@@ -28,4 +36,30 @@ export function inputId(field: string, globalId: string, typename: NodeTypeName)
 
 export function globalId(typename: NodeTypeName, id: string): string {
   return encodeGlobalID(typename, id);
+}
+
+/** What `decodeNodeId` returns for text that is no global id: a type no node has. */
+const NO_NODE = { typename: "", id: "" } as const;
+
+/**
+ * Decodes `node(id:)`'s argument without throwing: malformed text becomes
+ * NO_NODE, which `isNodeId` refuses, so the answer is null (no such node)
+ * rather than an error.
+ */
+export function decodeNodeId(globalId: string): { typename: string; id: string } {
+  try {
+    return decodeGlobalID(globalId);
+  } catch {
+    // Not base64 or no "Type:id" inside: no node has that id, which is the answer.
+    return NO_NODE;
+  }
+}
+
+/**
+ * Whether a decoded global id can name a node: one of the node types, with
+ * a uuid inside. Anything else would reach the database as a malformed uuid
+ * (an error there) or name a type that is no node.
+ */
+export function isNodeId(decoded: { typename: string; id: unknown }): boolean {
+  return NODE_TYPE_NAMES.has(decoded.typename) && typeof decoded.id === "string" && UUID.test(decoded.id);
 }

@@ -38,7 +38,7 @@ afterAll(async () => {
 function cutBeforeCommit(
   db: Database,
   accountId: string,
-  hold?: { accountId: string; ms: number },
+  hold?: { accountId: string; ms: number; started: () => void },
 ): { fired: () => number; disarm: () => void } {
   const original = db.transaction.bind(db);
   let fired = 0;
@@ -47,6 +47,7 @@ function cutBeforeCommit(
       const result = await work(tx, preludeRows);
       // Holding a transaction open keeps the only lane busy, so what queues meanwhile is batched.
       if (hold !== undefined && options.prelude?.includes(hold.accountId) === true) {
+        hold.started();
         await new Promise((resolve) => setTimeout(resolve, hold.ms));
       }
       if (fired === 0 && options.prelude?.includes(accountId) === true) {
@@ -131,15 +132,21 @@ describe("a connection lost during COMMIT", () => {
       const generations = await Promise.all(
         [holder, first, second].map((id) => lane.reserveOk(id, { unitCost: 30 })),
       );
+      let holding = () => {};
+      const held = new Promise<void>((resolve) => {
+        holding = resolve;
+      });
+      // Long enough for two requests to reach the executor on a loaded machine.
       const fault = cutBeforeCommit(lane.server.app.db, localIdOf(first), {
         accountId: localIdOf(holder),
-        ms: 500,
+        ms: 2_000,
+        started: () => holding(),
       });
       const keys = generations.map(() => unique("settle"));
       let answers: Json[];
       try {
-        const held = lane.settle(generations[0].id, undefined, keys[0]);
-        await new Promise((resolve) => setTimeout(resolve, 150));
+        const holderAnswer = lane.settle(generations[0].id, undefined, keys[0]);
+        await held;
         // Queued behind the held transaction: one batch locks both accounts.
         const batched = await Promise.all(
           [1, 2].map((i) =>
@@ -151,7 +158,7 @@ describe("a connection lost during COMMIT", () => {
               .then((response) => response.json()),
           ),
         );
-        answers = [await held, ...batched];
+        answers = [await holderAnswer, ...batched];
       } finally {
         fault.disarm();
       }

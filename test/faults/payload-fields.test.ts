@@ -13,15 +13,12 @@ import {
   getIntrospectionQuery,
   getNamedType,
   type IntrospectionQuery,
-  isInterfaceType,
-  isLeafType,
-  isObjectType,
-  isRequiredArgument,
   isUnionType,
 } from "graphql";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Billing, type Json } from "../billing/ops.ts";
 import { dataOf, unique } from "../support/harness.ts";
+import { selectionOf } from "../support/selection.ts";
 
 /** Levels of object fields selected below a payload (leaves of the last level included). */
 const DEPTH_MAX = 4;
@@ -40,32 +37,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await billing?.close();
 });
-
-/**
- * The selection set of every field of `type` a client can select without
- * arguments, `depth` object levels deep; a type already on the path is not
- * entered again (cycles add nothing a shallower copy does not cover).
- */
-function selectionOf(type: GraphQLNamedType, depth: number, path: readonly string[]): string {
-  const inner = [...path, type.name];
-  if (isUnionType(type)) {
-    return `__typename ${type
-      .getTypes()
-      .map((member) => `... on ${member.name} { ${selectionOf(member, depth, path)} }`)
-      .join(" ")}`;
-  }
-  if (!isObjectType(type) && !isInterfaceType(type)) return "";
-  const fields: string[] = ["__typename"];
-  for (const field of Object.values(type.getFields())) {
-    if (field.args.some(isRequiredArgument)) continue;
-    const named = getNamedType(field.type);
-    if (isLeafType(named)) fields.push(field.name);
-    else if (depth > 0 && !inner.includes(named.name)) {
-      fields.push(`${field.name} { ${selectionOf(named, depth - 1, inner)} }`);
-    }
-  }
-  return fields.join(" ");
-}
 
 /** The mutation document selecting everything of its Success member and naming any error. */
 function documentOf(mutation: string): string {
