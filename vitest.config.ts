@@ -1,14 +1,58 @@
 import { defineConfig } from "vitest/config";
 
+/**
+ * Test files that stay on PostgreSQL (+ Redis) only: realtime across
+ * instances, PostgreSQL/Redis faults, and anything needing two processes on
+ * one database or a second connection into the server's own database.
+ */
+const POSTGRES_ONLY = [
+  "test/billing/reaper-instances.test.ts", // two server processes reaping one database
+  "test/embedded.test.ts", // starts embedded servers itself, and one with DATABASE_URL
+  "test/hardening/logs.test.ts", // breaks a server process's database from outside
+  "test/realtime/cross-instance.test.ts",
+  "test/realtime/redis-outage.test.ts",
+  "test/reliability/crash.test.ts",
+  "test/reliability/postgres-restart.test.ts",
+  "test/reliability/reaper-race.test.ts", // two server processes on one database
+  "test/reliability/redis-outage-load.test.ts",
+];
+
+/** Test files that touch no database at all: once is enough. */
+const NO_DATABASE = [
+  "test/config.test.ts",
+  "test/dashboard/graphql-client.test.ts",
+  "test/dashboard/model.test.ts",
+  "test/dashboard/server.test.ts",
+  "test/realtime/channel.test.ts",
+  "test/realtime/shared-events.test.ts",
+];
+
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
-    globalSetup: ["test/support/global-setup.ts"],
+    globalSetup: ["test/support/global-setup.ts", "test/support/pglite-template.ts"],
     setupFiles: ["test/support/audit-after-file.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
     fileParallelism: true,
     maxWorkers: 4,
+    reporters: ["default", "./test/support/projects-reporter.ts"],
+    // One suite, two databases: every behaviour test runs on PostgreSQL and on embedded PGlite.
+    projects: [
+      { extends: true, test: { name: "postgres", include: ["test/**/*.test.ts"] } },
+      {
+        extends: true,
+        test: {
+          name: "pglite",
+          include: ["test/**/*.test.ts"],
+          exclude: [...POSTGRES_ONLY, ...NO_DATABASE],
+          env: { CREDITBOOK_TEST_DATABASE: "pglite" },
+          // One connection: every transaction of a file's servers queues behind the others,
+          // so the files that first write a thousand entries need longer to set up.
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
+    ],
   },
 });

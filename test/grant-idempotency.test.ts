@@ -1,5 +1,5 @@
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Database } from "../src/db/database.ts";
 import {
   CreateAccountDocument,
   type CreateAccountInput,
@@ -8,9 +8,9 @@ import {
 } from "../src/generated/graphql/graphql.ts";
 import { localId } from "../src/schema/ids.ts";
 import { expectTypename, gqlData } from "./support/documents.ts";
-import { testDatabaseUrl } from "./support/env.ts";
 import { createAccount } from "./support/fixtures.ts";
 import { startServer, type TestServer, unique } from "./support/harness.ts";
+import { openTestDatabase } from "./support/test-database.ts";
 
 /** What the database holds for one account: counted from the rows, not from the API. */
 interface Written {
@@ -23,22 +23,22 @@ interface Written {
 describe("grantCredits and createAccount idempotency (SPEC §5)", () => {
   let server: TestServer;
   let service: string;
-  let pool: pg.Pool;
+  let pool: Database;
 
   beforeAll(async () => {
     server = await startServer();
     service = await server.token(unique("svc"), "service");
-    pool = new pg.Pool({ connectionString: testDatabaseUrl(), max: 2 });
+    pool = await openTestDatabase();
   });
   afterAll(async () => {
-    await pool?.end();
+    await pool?.close();
     await server?.close();
   });
 
   async function written(accountGlobalId: string): Promise<Written> {
     const id = localId(accountGlobalId, "Account");
     if (id === null) throw new Error(`${accountGlobalId} is not an Account id`);
-    const { rows } = await pool.query<{ grants: number; sequences: number[] | null; available: string }>(
+    const rows = await pool.query<{ grants: number; sequences: number[] | null; available: string }>(
       `SELECT (SELECT count(*)::int FROM credit_grant WHERE account_id = $1) AS grants,
               (SELECT array_agg(sequence ORDER BY sequence) FROM ledger_entry WHERE account_id = $1) AS sequences,
               (SELECT available::text FROM account WHERE id = $1) AS available`,
@@ -213,7 +213,7 @@ describe("grantCredits and createAccount idempotency (SPEC §5)", () => {
     });
 
     async function accountsOwnedBy(ownerId: string): Promise<number> {
-      const { rows } = await pool.query<{ count: number }>(
+      const rows = await pool.query<{ count: number }>(
         "SELECT count(*)::int AS count FROM account_member WHERE user_id = $1",
         [ownerId],
       );

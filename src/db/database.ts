@@ -113,6 +113,28 @@ async function commit(client: pg.PoolClient): Promise<void> {
   }
 }
 
+/**
+ * A Date as PostgreSQL timestamptz text, in UTC. `toISOString` (what PGlite
+ * sends for a Date) writes year 0 as "0000" and years past 9999 as "+010000",
+ * both refused by PostgreSQL; its own form is "0001-01-01 … BC" and plain
+ * five-digit years, which is also how node-pg sends them.
+ */
+export function timestamptzText(date: Date): string {
+  const year = date.getUTCFullYear();
+  if (year >= 1 && year <= 9999) return date.toISOString();
+  const pad = (value: number, width = 2) => String(value).padStart(width, "0");
+  const text =
+    `${pad(year > 0 ? year : 1 - year, 4)}-${pad(date.getUTCMonth() + 1)}-${pad(date.getUTCDate())}` +
+    `T${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())}` +
+    `.${pad(date.getUTCMilliseconds(), 3)}+00:00`;
+  return year > 0 ? text : `${text} BC`;
+}
+
+/** Parameters for PGlite: as for node-pg, and Dates as PostgreSQL reads them at every year. */
+function encodeEmbeddedParams(params: readonly unknown[] | undefined): unknown[] {
+  return encodeParams(params).map((value) => (value instanceof Date ? timestamptzText(value) : value));
+}
+
 export interface PostgresOptions {
   readonly url: string;
   readonly poolSizeMax: number;
@@ -210,18 +232,31 @@ export function connectPostgres(options: PostgresOptions): Database {
   };
 }
 
+const TIMESTAMPTZ_OID = 1184;
+/**
+ * How embedded rows are read, as node-pg reads them: BIGINT as bigint, and
+ * timestamptz through node-pg's own parser (PGlite's reads "… BC" as NaN).
+ */
+const pgliteParsers = {
+  [INT8_OID]: (value: string) => BigInt(value),
+  [TIMESTAMPTZ_OID]: pg.types.getTypeParser(TIMESTAMPTZ_OID) as (value: string) => Date,
+};
+
 /**
  * Opens the embedded PostgreSQL (PGlite) kept in `dataDir`, or in memory when
  * `dataDir` is undefined. PGlite is one connection: transactions queue behind
  * each other, which is correct, just not parallel.
  */
-const pgliteParsers = { [INT8_OID]: (value: string) => BigInt(value) };
-
 export async function openEmbedded(dataDir: string | undefined): Promise<Database> {
   if (dataDir !== undefined) mkdirSync(dataDir, { recursive: true });
   const pglite = await PGlite.create(
     dataDir === undefined ? undefined : `${dataDir.replace(/\/$/, "")}/pgdata`,
   );
+  return embeddedDatabase(pglite);
+}
+
+/** The Database over an already-created PGlite instance (closing it closes the instance). */
+export function embeddedDatabase(pglite: PGlite): Database {
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
   const run = async <Row>(
     target: Pick<PGlite, "query">,
@@ -231,7 +266,7 @@ export async function openEmbedded(dataDir: string | undefined): Promise<Databas
     // PGlite returns small BIGINT values as numbers and large ones as bigint; the
     // domain wants bigint always (as from the pg driver). Per query, so Prisma's
     // adapter on the same instance keeps its own parsing.
-    const result = await target.query<Row>(text, encodeParams(params), { parsers: pgliteParsers });
+    const result = await target.query<Row>(text, encodeEmbeddedParams(params), { parsers: pgliteParsers });
     return result.rows;
   };
   let waiting = 0;

@@ -77,16 +77,27 @@ export interface App {
   close(): Promise<void>;
 }
 
+export interface AppOptions {
+  /**
+   * An open, migrated database to use instead of opening one from the
+   * configuration; its owner closes it (app.close() leaves it open). Lets
+   * several servers in one process share one embedded PGlite.
+   */
+  readonly database?: Database;
+}
+
 /** Builds the whole service from a validated configuration. */
-export async function createApp(config: Config): Promise<App> {
+export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = createLogger(config.logLevel, { service: "creditbook" });
   const secret = resolveSecret(config.authJwtSecret, config.dataDir, config.databaseUrl === undefined);
   const tokens = new TokenService(secret);
-  const { db, applied } = await openDatabase({
-    databaseUrl: config.databaseUrl,
-    dataDir: config.dataDir,
-    poolSizeMax: config.databasePoolSizeMax,
-  });
+  const { db, applied } = options.database
+    ? { db: options.database, applied: [] }
+    : await openDatabase({
+        databaseUrl: config.databaseUrl,
+        dataDir: config.dataDir,
+        poolSizeMax: config.databasePoolSizeMax,
+      });
   if (applied.length > 0) log.info("migrations applied", { migrations: applied });
   const events: EventBus =
     config.redisUrl === undefined
@@ -438,7 +449,7 @@ export async function createApp(config: Config): Promise<App> {
         server.closeAllConnections();
         await metricsEndpoint.close();
         await events.close();
-        await db.close();
+        if (options.database === undefined) await db.close();
         await tracing?.close();
       })();
       return closing;

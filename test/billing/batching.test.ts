@@ -6,12 +6,12 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectPostgres, type Database } from "../../src/db/database.ts";
+import type { Database } from "../../src/db/database.ts";
 import { auditLedger } from "../../src/domain/audit.ts";
 import { loadBalance } from "../../src/domain/balance.ts";
 import { IdempotencyKeyReusedError } from "../../src/domain/errors.ts";
 import { Ledger } from "../../src/domain/ledger.ts";
-import { testDatabaseUrl } from "../support/env.ts";
+import { openTestDatabase } from "../support/test-database.ts";
 
 const PRINCIPAL = "batching-test";
 
@@ -57,8 +57,8 @@ async function fundedAccounts(ledger: Ledger, count: number, credits: number): P
 describe("group commit over accounts", () => {
   let base: Database;
 
-  beforeAll(() => {
-    base = connectPostgres({ url: testDatabaseUrl(), poolSizeMax: 4, applicationName: "batching-test" });
+  beforeAll(async () => {
+    base = await openTestDatabase(4, "batching-test");
   });
 
   afterAll(async () => {

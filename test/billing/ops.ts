@@ -11,6 +11,7 @@ import type { Config } from "../../src/server/config.ts";
 import { testDatabaseUrl } from "../support/env.ts";
 import { CREATE_ACCOUNT, GRANT } from "../support/fixtures.ts";
 import { dataOf, startServer, type TestServer, unique } from "../support/harness.ts";
+import { onPglite, startedEmbeddedTestDatabase } from "../support/test-database.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read the API's JSON as it comes.
 export type Json = any;
@@ -335,8 +336,12 @@ export class Billing {
 
 let shared: Database | null = null;
 
-/** A small pool on the test database for direct reads; closed by `closeSql`. */
+/**
+ * A small pool on the test database for direct reads; closed by `closeSql`.
+ * On PGlite, the file's embedded database, which a server started in the file opened.
+ */
 export function sql(): Database {
+  if (onPglite()) return startedEmbeddedTestDatabase();
   shared ??= connectPostgres({ url: testDatabaseUrl(), poolSizeMax: 2 });
   return shared;
 }

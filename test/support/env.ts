@@ -33,3 +33,11 @@ export function testDatabaseUrl(): string {
   if (name === undefined) throw new Error("CREDITBOOK_TEST_DB is set by test/support/global-setup.ts");
   return databaseUrl(name);
 }
+
+/**
+ * Which database the behaviour tests run on: "postgres" (the run's test
+ * database above) or "pglite" (an in-memory embedded database per test file),
+ * chosen by CREDITBOOK_TEST_DATABASE, which vitest.config.ts sets per project.
+ */
+export const TEST_DATABASE: "postgres" | "pglite" =
+  process.env.CREDITBOOK_TEST_DATABASE === "pglite" ? "pglite" : "postgres";

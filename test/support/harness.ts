@@ -3,6 +3,7 @@ import { type App, createApp } from "../../src/server/app.ts";
 import { type Role, TokenService } from "../../src/server/auth.ts";
 import { type Config, loadConfig } from "../../src/server/config.ts";
 import { TEST_SECRET, testDatabaseUrl } from "./env.ts";
+import { embeddedTestDatabase, onPglite } from "./test-database.ts";
 
 export interface GraphQLResponse<T = Record<string, any>> {
   data?: T | null;
@@ -25,11 +26,15 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** Starts the real service in this process on an ephemeral port. */
+/**
+ * Starts the real service in this process on an ephemeral port, on the
+ * PostgreSQL test database or, in the pglite project, on the file's embedded
+ * database (configured as the embedded default is: no DATABASE_URL).
+ */
 export async function startServer(overrides: Partial<Config> = {}): Promise<TestServer> {
   const config: Config = {
     ...loadConfig({
-      DATABASE_URL: testDatabaseUrl(),
+      DATABASE_URL: onPglite() ? undefined : testDatabaseUrl(),
       AUTH_JWT_SECRET: TEST_SECRET,
       LOG_LEVEL: "error",
       PORT: "0",
@@ -41,7 +46,14 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Test
     rateLimitPerSecond: 0,
     ...overrides,
   };
-  const app = await createApp(config);
+  const app = await createApp(config, onPglite() ? { database: await embeddedTestDatabase() } : {});
+  if (onPglite()) {
+    // PGlite runs inside this process: a long statement stalls the server's and the test
+    // client's timers alike, and when they fire late together the server's keep-alive close
+    // can hit a request the client has just written (ECONNRESET). Idle sockets are left for
+    // the client to close.
+    app.server.keepAliveTimeout = 0;
+  }
   await app.listen();
   const url = app.url();
   const tokens = new TokenService(TEST_SECRET);

@@ -1,6 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { TEST_SECRET, testDatabaseUrl } from "./env.ts";
+import { onPglite } from "./test-database.ts";
 
 /** A server started as its own process (`tsx src/server/main.ts`). */
 export interface ServerProcess {
@@ -14,15 +18,20 @@ export interface ServerProcess {
 /**
  * Starts the server as a separate process on a free port, against the test
  * database unless `env` says otherwise, and waits for its "listening" log line.
+ * In the pglite project the process runs the embedded default (no
+ * DATABASE_URL) on a data directory of its own, removed when it stops.
  */
 export async function startServerProcess(
   env: Record<string, string | undefined> = {},
 ): Promise<ServerProcess> {
+  const dataDir = onPglite() ? mkdtempSync(join(tmpdir(), "creditbook-process-")) : undefined;
   const child = spawn(process.execPath, ["--import", "tsx", "src/server/main.ts"], {
     cwd: new URL("../..", import.meta.url).pathname,
     env: {
       ...process.env,
-      DATABASE_URL: testDatabaseUrl(),
+      // An undefined value leaves the variable out of the child's environment.
+      DATABASE_URL: dataDir === undefined ? testDatabaseUrl() : undefined,
+      ...(dataDir === undefined ? {} : { DATA_DIR: dataDir }),
       AUTH_JWT_SECRET: TEST_SECRET,
       PORT: "0",
       HOST: "127.0.0.1",
@@ -55,6 +64,7 @@ export async function startServerProcess(
     child.stderr?.on("data", onLine);
     child.once("exit", (code) => {
       clearTimeout(timer);
+      if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
       reject(new Error(`server exited with ${code} before listening:\n${logs.join("\n")}`));
     });
   });
