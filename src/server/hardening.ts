@@ -125,7 +125,7 @@ export function observabilityPlugin(
   limiter: MutationRateLimit | null,
 ): Plugin<Context> {
   return {
-    async onExecute({ args, setResultAndStopExecution }) {
+    onExecute({ args, setResultAndStopExecution }) {
       const context = args.contextValue as Context;
       const operation = operationOf(args.document, args.operationName);
       // Root fields by name (the metric label) and by response key (an alias, if the client gave one).
@@ -149,20 +149,9 @@ export function observabilityPlugin(
           errors,
           ...(outcome === undefined ? {} : { outcome }),
         });
-      if (operation?.operation === "mutation" && limiter !== null && context.principal !== null) {
-        // Every root field is a mutation of its own (aliases included), so each takes a token.
-        const mutations = mutationFieldCount(args.document, operation);
-        const decision = await limiter.take(context.principal, mutations);
-        if (!decision.allowed) {
-          metrics.rateLimited.inc();
-          for (const field of fields) metrics.operations.inc({ field, outcome: "RATE_LIMITED" });
-          logOperation(1, "RATE_LIMITED");
-          setResultAndStopExecution({ errors: [rateLimitedError(decision, mutations)] });
-          return;
-        }
-      }
-      return {
-        onExecuteDone({ result }) {
+      const hooks = {
+        onExecuteDone({ result }: { result: unknown }) {
+          if (typeof result !== "object" || result === null) return;
           if (!("data" in result) && !("errors" in result)) return;
           const single = result as {
             data?: Record<string, unknown> | null;
@@ -183,6 +172,18 @@ export function observabilityPlugin(
           logOperation(single.errors?.length ?? 0);
         },
       };
+      if (operation?.operation !== "mutation" || limiter === null || context.principal === null) return hooks;
+      // Every root field is a mutation of its own (aliases included), so each counts. Only
+      // mutations wait for the limiter: queries stay synchronous here.
+      const mutations = mutationFieldCount(args.document, operation);
+      return limiter.take(context.principal, mutations).then((decision) => {
+        if (decision.allowed) return hooks;
+        metrics.rateLimited.inc();
+        for (const field of fields) metrics.operations.inc({ field, outcome: "RATE_LIMITED" });
+        logOperation(1, "RATE_LIMITED");
+        setResultAndStopExecution({ errors: [rateLimitedError(decision, mutations)] });
+        return undefined;
+      });
     },
   };
 }
