@@ -35,8 +35,15 @@ describe("loadConfig", () => {
       graphiql: true,
       logLevel: "info",
       persistedOperations: "optional",
+      rateLimitPerSecond: 0,
+      rateLimitServicePerSecond: 0,
     });
     expect(loadConfig({ NODE_ENV: "production" }).graphiql).toBe(false);
+    // With a database, user tokens are limited by default; service and admin tokens are not.
+    expect(loadConfig({ DATABASE_URL: "postgresql://db/x", AUTH_JWT_SECRET: SECRET })).toMatchObject({
+      rateLimitPerSecond: 1_000,
+      rateLimitServicePerSecond: 0,
+    });
   });
 
   it("reads good values, trimming spaces and treating blank as unset", () => {
@@ -50,6 +57,7 @@ describe("loadConfig", () => {
       REAPER_ENABLED: "off",
       LOG_LEVEL: "warn",
       PERSISTED_OPERATIONS: "required",
+      RATE_LIMIT_SERVICE_PER_SECOND: "5000",
       HOST: "   ",
     });
     expect(config).toMatchObject({
@@ -62,6 +70,7 @@ describe("loadConfig", () => {
       reaperEnabled: false,
       logLevel: "warn",
       persistedOperations: "required",
+      rateLimitServicePerSecond: 5_000,
       host: "0.0.0.0",
     });
   });
@@ -72,6 +81,11 @@ describe("loadConfig", () => {
     ["PORT out of range", { PORT: "70000" }, /^PORT must be an integer from 0 to 65535, got "70000"$/],
     ["PORT a float", { PORT: "80.5" }, /^PORT .*got "80\.5"$/],
     ["PORT in exponent form", { PORT: "1e3" }, /^PORT .*got "1e3"$/],
+    [
+      "RATE_LIMIT_SERVICE_PER_SECOND negative",
+      { RATE_LIMIT_SERVICE_PER_SECOND: "-1" },
+      /^RATE_LIMIT_SERVICE_PER_SECOND must be an integer from 0 /,
+    ],
     ["IDEMPOTENCY_TTL_HOURS below 24", { IDEMPOTENCY_TTL_HOURS: "1" }, /^IDEMPOTENCY_TTL_HOURS .*from 24 /],
     ["REAPER_INTERVAL_MS too small", { REAPER_INTERVAL_MS: "10" }, /^REAPER_INTERVAL_MS .*got "10"$/],
     ["REAPER_BATCH_SIZE zero", { REAPER_BATCH_SIZE: "0" }, /^REAPER_BATCH_SIZE .*got "0"$/],

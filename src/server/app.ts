@@ -29,7 +29,7 @@ import { documentCachePlugin } from "./document-cache.ts";
 import { documentShapePlugin } from "./document-shape.ts";
 import { type EventBus, eventOf, InProcessEventBus, RedisEventBus } from "./events.ts";
 import { renderLocalGraphiQL } from "./graphiql.ts";
-import { limitsPlugin, observabilityPlugin, RateLimiter, REQUEST_BODY_BYTES_MAX } from "./hardening.ts";
+import { limitsPlugin, observabilityPlugin, REQUEST_BODY_BYTES_MAX } from "./hardening.ts";
 import { cacheControlPlugin } from "./http-cache.ts";
 import { createLoaders } from "./loaders.ts";
 import { createLogger, currentRequestId, inRequest, iterateInRequest, type Logger } from "./log.ts";
@@ -41,6 +41,7 @@ import {
   persistedOperationsPlugin,
   resolveWsDocument,
 } from "./persisted.ts";
+import { MutationRateLimit } from "./rate-limit.ts";
 import { atExpiry, Realtime } from "./realtime.ts";
 import { sharedEventsPlugin } from "./shared-events.ts";
 import { Shutdown } from "./shutdown.ts";
@@ -149,10 +150,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           warn: (message) => log.warn("tracing", { problem: message }),
         });
   const persisted = PersistedOperations.load();
-  const limiter =
-    config.rateLimitPerSecond > 0
-      ? new RateLimiter(config.rateLimitPerSecond, config.rateLimitPerSecond * 2)
-      : null;
+  const limiter = MutationRateLimit.create({
+    userPerSecond: config.rateLimitPerSecond,
+    servicePerSecond: config.rateLimitServicePerSecond,
+    redisUrl: config.redisUrl,
+  });
 
   const principalOf = async (authorization: string | null | undefined): Promise<Principal | null> => {
     const token = bearerToken(authorization);
@@ -449,6 +451,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         server.closeAllConnections();
         await metricsEndpoint.close();
         await events.close();
+        await limiter?.close();
         if (options.database === undefined) await db.close();
         await tracing?.close();
       })();

@@ -52,10 +52,12 @@ export interface Config {
   /** Whether clients may send documents or only persisted ids. @default "optional" */
   persistedOperations: PersistedOperationsMode;
   /**
-   * Mutations per second per principal (bursts of twice that); 0 turns the limit off.
+   * Mutations per second per `user` token subject (bursts of twice that); 0 turns the limit off.
    * @default 0 in embedded mode, 1_000 with DATABASE_URL
    */
   rateLimitPerSecond: number;
+  /** Mutations per second per `service` or `admin` token subject (bursts of twice that); 0 = no limit. @default 0 */
+  rateLimitServicePerSecond: number;
   /** Most events waiting for one subscriber before it is closed as too slow (1013). @default 1_000 */
   subscriberQueueMax: number;
   /** Most subscriptions one WebSocket holds at once. @default 50 */
@@ -177,6 +179,7 @@ export function loadConfig(env: Env = process.env): Config {
     otelExporterOtlpEndpoint: url("OTEL_EXPORTER_OTLP_ENDPOINT", ["http:", "https:"]),
     persistedOperations: oneOf("PERSISTED_OPERATIONS", ["optional", "required"] as const, "optional"),
     rateLimitPerSecond: integer("RATE_LIMIT_PER_SECOND", databaseUrl === undefined ? 0 : 1_000, 0, 1_000_000),
+    rateLimitServicePerSecond: integer("RATE_LIMIT_SERVICE_PER_SECOND", 0, 0, 1_000_000),
     subscriberQueueMax: integer("SUBSCRIBER_QUEUE_MAX", SUBSCRIBER_QUEUE_MAX, 1, 1_000_000),
     subscriptionsPerConnectionMax: integer(
       "SUBSCRIPTIONS_PER_CONNECTION_MAX",

@@ -11,6 +11,7 @@ import { createGraphQLError, type Plugin } from "graphql-yoga";
 import type { Context } from "../schema/context.ts";
 import type { Logger } from "./log.ts";
 import { type Metrics, operationLabel } from "./metrics.ts";
+import type { MutationRateLimit, RateDecision } from "./rate-limit.ts";
 
 /** Deepest query accepted (SPEC §5). */
 export const QUERY_DEPTH_MAX = 12;
@@ -64,37 +65,6 @@ export function limitsPlugin(options: { fieldSuggestions?: boolean } = {}): Plug
     // "Did you mean …" helps developers and maps the schema for anyone else: off unless asked for.
     blockFieldSuggestion: { enabled: options.fieldSuggestions !== true },
   }) as Plugin;
-}
-
-/**
- * A token bucket per principal for mutations: `ratePerSecond` sustained,
- * bursts of `burst`. A refused mutation never reaches a resolver, so nothing
- * is written.
- */
-export class RateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-
-  constructor(
-    private readonly ratePerSecond: number,
-    private readonly burst: number,
-  ) {}
-
-  /** The most mutations one operation may hold: more could never be let through. */
-  get burstMax(): number {
-    return this.burst;
-  }
-
-  /** Takes `count` tokens (one per mutation field) at once, or none. */
-  take(principal: string, count = 1, now = Date.now()): boolean {
-    const bucket = this.buckets.get(principal) ?? { tokens: this.burst, at: now };
-    bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.ratePerSecond);
-    bucket.at = now;
-    this.buckets.set(principal, bucket);
-    if (this.buckets.size > 100_000) this.buckets.clear();
-    if (bucket.tokens < count) return false;
-    bucket.tokens -= count;
-    return true;
-  }
 }
 
 /** The operation a request runs: the named one, or the first. */
@@ -152,7 +122,7 @@ export function mutationFieldCount(
 export function observabilityPlugin(
   log: Logger,
   metrics: Metrics,
-  limiter: RateLimiter | null,
+  limiter: MutationRateLimit | null,
 ): Plugin<Context> {
   return {
     onExecute({ args, setResultAndStopExecution }) {
@@ -179,27 +149,9 @@ export function observabilityPlugin(
           errors,
           ...(outcome === undefined ? {} : { outcome }),
         });
-      if (operation?.operation === "mutation" && limiter !== null && context.principal !== null) {
-        // Every root field is a mutation of its own (aliases included), so each takes a token.
-        const mutations = mutationFieldCount(args.document, operation);
-        if (!limiter.take(context.principal.sub, mutations)) {
-          metrics.rateLimited.inc();
-          for (const field of fields) metrics.operations.inc({ field, outcome: "RATE_LIMITED" });
-          logOperation(1, "RATE_LIMITED");
-          const message =
-            mutations > limiter.burstMax
-              ? `This operation holds ${mutations} mutations and the rate limit lets at most ${limiter.burstMax} through at once: split it (nothing was written)`
-              : "Too many mutations: slow down and retry shortly (nothing was written)";
-          setResultAndStopExecution({
-            errors: [
-              new GraphQLError(message, { extensions: { code: "RATE_LIMITED", http: { status: 429 } } }),
-            ],
-          });
-          return;
-        }
-      }
-      return {
-        onExecuteDone({ result }) {
+      const hooks = {
+        onExecuteDone({ result }: { result: unknown }) {
+          if (typeof result !== "object" || result === null) return;
           if (!("data" in result) && !("errors" in result)) return;
           const single = result as {
             data?: Record<string, unknown> | null;
@@ -220,6 +172,41 @@ export function observabilityPlugin(
           logOperation(single.errors?.length ?? 0);
         },
       };
+      if (operation?.operation !== "mutation" || limiter === null || context.principal === null) return hooks;
+      // Every root field is a mutation of its own (aliases included), so each counts. Only
+      // mutations wait for the limiter: queries stay synchronous here.
+      const mutations = mutationFieldCount(args.document, operation);
+      return limiter.take(context.principal, mutations).then((decision) => {
+        if (decision.allowed) return hooks;
+        metrics.rateLimited.inc();
+        for (const field of fields) metrics.operations.inc({ field, outcome: "RATE_LIMITED" });
+        logOperation(1, "RATE_LIMITED");
+        setResultAndStopExecution({ errors: [rateLimitedError(decision, mutations)] });
+        return undefined;
+      });
     },
   };
+}
+
+/**
+ * The RATE_LIMITED error: HTTP 429 (yoga turns `http.headers` into response
+ * headers) with `Retry-After` in whole seconds until the window reopens.
+ * Over graphql-ws it is an error on the operation and the socket stays open.
+ * An operation larger than one window gets no Retry-After: retrying it as is
+ * can never succeed.
+ */
+function rateLimitedError(
+  decision: Exclude<RateDecision, { allowed: true }>,
+  mutations: number,
+): GraphQLError {
+  const message = decision.tooLarge
+    ? `This operation holds ${mutations} mutations and the rate limit lets at most ${decision.burstMax} through at once: split it (nothing was written)`
+    : "Too many mutations: slow down and retry shortly (nothing was written)";
+  const headers =
+    decision.retryAfterSeconds === null
+      ? {}
+      : { headers: { "Retry-After": String(decision.retryAfterSeconds) } };
+  return new GraphQLError(message, {
+    extensions: { code: "RATE_LIMITED", http: { status: 429, ...headers } },
+  });
 }

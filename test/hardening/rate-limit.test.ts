@@ -1,9 +1,10 @@
 /**
- * The mutation rate limit (RATE_LIMIT_PER_SECOND, a token bucket per
- * principal with bursts of twice the rate): a burst from one principal gets
- * some mutations through and the rest refused with RATE_LIMITED (HTTP 429)
- * before any resolver runs — so exactly the successful ones were written.
- * Other principals and queries are not affected, and the bucket refills.
+ * The mutation rate limit (here RATE_LIMIT_SERVICE_PER_SECOND, since the
+ * burster is a service token; windows of 2 s admitting twice the rate): a
+ * burst from one principal gets some mutations through and the rest refused
+ * with RATE_LIMITED (HTTP 429, Retry-After) before any resolver runs — so
+ * exactly the successful ones were written. Other principals and queries are
+ * not affected, and the next window admits again.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -30,11 +31,11 @@ describe("rate limit per principal for mutations", () => {
 
   beforeAll(async () => {
     server = await startServer({
-      rateLimitPerSecond: RATE_PER_SECOND,
+      rateLimitServicePerSecond: RATE_PER_SECOND,
       reaperEnabled: false,
       metricsToken: METRICS_TEST_TOKEN,
     });
-    // The fixtures come from the admin: its bucket is its own.
+    // The fixtures come from the admin (limited like a service token): its window is its own.
     admin = await server.token(unique("rate-admin"), "admin");
     burster = await server.token(unique("rate-burster"), "service");
     accountId = (await createAccount(server, admin)).id;
@@ -46,7 +47,7 @@ describe("rate limit per principal for mutations", () => {
     input: { idempotencyKey, accountId, feature: "Burst", unitCost: 1 },
   });
 
-  it(`lets a burst of ${REQUESTS} through up to the bucket, refuses the rest with RATE_LIMITED, and writes exactly the successes`, async () => {
+  it(`lets a burst of ${REQUESTS} through up to the window, refuses the rest with RATE_LIMITED, and writes exactly the successes`, async () => {
     const keys = Array.from({ length: REQUESTS }, () => unique("burst"));
     const started = performance.now();
     const answers = await Promise.all(
@@ -55,6 +56,7 @@ describe("rate limit per principal for mutations", () => {
         return {
           key,
           status: response.status,
+          retryAfter: response.headers.get("retry-after"),
           body: (await response.json()) as GraphQLResponse<ReserveGenerationMutation>,
         };
       }),
@@ -66,17 +68,22 @@ describe("rate limit per principal for mutations", () => {
     );
     const limited = answers.filter((answer) => answer.body.errors?.[0]?.extensions?.code === "RATE_LIMITED");
     expect(succeeded.length + limited.length, JSON.stringify(answers.slice(0, 3))).toBe(REQUESTS);
-    // A full bucket, plus what refilled while the burst was in flight.
+    // A full window, plus (if the burst straddled two windows) what the next one admitted.
     expect(succeeded.length).toBeGreaterThanOrEqual(BURST);
     expect(succeeded.length).toBeLessThanOrEqual(BURST + Math.ceil(elapsedSeconds * RATE_PER_SECOND));
     expect(limited.length).toBeGreaterThan(0);
     for (const answer of limited) {
       expect(answer.status).toBe(429);
+      // Whole seconds until the 2 s window reopens.
+      expect(answer.retryAfter).toMatch(/^[12]$/);
       expect(answer.body.data ?? null).toBeNull();
       expect(answer.body.errors).toEqual([
         {
           message: "Too many mutations: slow down and retry shortly (nothing was written)",
-          extensions: { code: "RATE_LIMITED", http: { status: 429 } },
+          extensions: {
+            code: "RATE_LIMITED",
+            http: { status: 429, headers: { "Retry-After": answer.retryAfter } },
+          },
         },
       ]);
     }
@@ -102,7 +109,7 @@ describe("rate limit per principal for mutations", () => {
       ),
     );
 
-    // Refused requests stored nothing: retried once the bucket refills, each runs fresh (not a replay).
+    // Refused requests stored nothing: retried once the window reopens, each runs fresh (not a replay).
     await new Promise((resolve) => setTimeout(resolve, 1_000 * (BURST / RATE_PER_SECOND) + 100));
     const retried = await Promise.all(
       limited
