@@ -1,6 +1,6 @@
 import type { Database } from "../db/database.ts";
 import type { Executor } from "../domain/executor.ts";
-import type { Logger } from "../server/log.ts";
+import type { Logger } from "../log.ts";
 
 export interface ReaperOptions {
   /** Pause between rounds when there is nothing left to do. @default 1_000 // 1 second */

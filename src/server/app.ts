@@ -10,6 +10,7 @@ import type { Database } from "../db/database.ts";
 import { openDatabase } from "../db/open.ts";
 import { Ledger } from "../domain/ledger.ts";
 import { Reaper } from "../jobs/reaper.ts";
+import { createLogger, currentRequestId, inRequest, iterateInRequest, type Logger } from "../log.ts";
 import type { Context } from "../schema/context.ts";
 import { schema } from "../schema/index.ts";
 import {
@@ -32,7 +33,6 @@ import { renderLocalGraphiQL } from "./graphiql.ts";
 import { limitsPlugin, observabilityPlugin, RateLimiter, REQUEST_BODY_BYTES_MAX } from "./hardening.ts";
 import { cacheControlPlugin } from "./http-cache.ts";
 import { createLoaders } from "./loaders.ts";
-import { createLogger, currentRequestId, inRequest, iterateInRequest, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { MetricsEndpoint } from "./metrics-endpoint.ts";
 import {

@@ -5,8 +5,8 @@
  * generationId follows that generation only.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "../../src/log.ts";
 import { type AccountEvent, decodeEvent, encodeEvent, InProcessEventBus } from "../../src/server/events.ts";
-import { createLogger } from "../../src/server/log.ts";
 import { type LiveEntry, Realtime } from "../../src/server/realtime.ts";
 import { startServer, type TestServer } from "../support/harness.ts";
 import { connect, type LiveClient, until } from "../support/ws.ts";
