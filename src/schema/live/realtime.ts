@@ -1,9 +1,9 @@
-import type { Database } from "../db/database.ts";
-import type { BalanceSnapshot } from "../domain/balance.ts";
-import { loadBalance } from "../domain/balance.ts";
-import { entriesAfter, type LedgerEntryView } from "../domain/history.ts";
-import type { Logger } from "../log.ts";
-import type { AccountEvent, EventBus } from "./events.ts";
+import type { Database } from "../../db/database.ts";
+import type { BalanceSnapshot } from "../../domain/balance.ts";
+import { loadBalance } from "../../domain/balance.ts";
+import type { AccountEvent, EventBus } from "../../domain/events.ts";
+import { entriesAfter, type LedgerEntryView } from "../../domain/history.ts";
+import type { Logger } from "../../log.ts";
 import { REPLAY_CONCURRENCY_MAX, Semaphore } from "./replay.ts";
 
 /** A ledger entry as subscribers receive it: with its generation's status, for the derived entry status. */
