@@ -168,6 +168,7 @@ async function main(): Promise<number> {
   let dropped = false;
   const cleanup = async () => {
     killAllChildren();
+    // Cleanup after the run: a failure to close must not hide the run's own outcome, and the database is dropped next.
     if (db !== null) await db.close().catch(() => {});
     db = null;
     if (!options.keepDatabase && !dropped) {

@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
-import { ROLES, type Role, resolveSecret, TokenService } from "../server/auth.ts";
+import { ROLES, type Role } from "../domain/access.ts";
+import { resolveSecret, TokenService } from "../server/auth.ts";
 
 /** `npm run token -- --sub alice --role user [--expires 30d]`: prints a token for the configured secret. */
 const { values } = parseArgs({

@@ -20,6 +20,7 @@ export async function openDatabase(options: OpenOptions): Promise<{ db: Database
     const applied = await db.withSession((session) => applyMigrations(session));
     return { db, applied };
   } catch (error) {
+    // The migration's error is the one to report; a failure to close the half-opened database must not hide it.
     await db.close().catch(() => {});
     throw error;
   }

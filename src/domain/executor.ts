@@ -385,8 +385,12 @@ export class Executor {
           books.push(book);
           // The reaper's work on what this batch touches comes first, so no
           // operation draws from an expired grant or settles an overdue item.
-          expireDueGrants(book);
-          timeOutOverdue(book);
+          // A background batch holds only the reaper's own operations, which do
+          // it themselves (reap.ts) so that they count what they did.
+          if (!background) {
+            expireDueGrants(book);
+            timeOutOverdue(book);
+          }
           return pending.map(({ operation }) => this.apply(book, operation, records));
         });
         await flush(tx, books);

@@ -9,6 +9,7 @@ import type {
   LedgerEntryType,
   RefundReason,
 } from "./model.ts";
+import { UUID } from "./uuid.ts";
 import { type Check, validate } from "./validate.ts";
 
 /**
@@ -123,7 +124,6 @@ export interface GenerationPosition {
   readonly id: string;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const LEDGER_CURSOR = /^ledger:v1:([1-9][0-9]{0,9})$/;
 const GENERATION_CURSOR = /^generation:v1:(-?[0-9]{1,16}):([0-9a-f-]{36})$/;
 /**

@@ -10,6 +10,7 @@ import type {
   LedgerEntryRecord,
   PostingRecord,
 } from "./model.ts";
+import { UUID } from "./uuid.ts";
 
 /**
  * SQL for the ledger's transactions: lock an account, load what a batch of
@@ -64,8 +65,6 @@ interface LoadedRow {
   })[];
   records: StoredIdempotency[];
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * The statement that locks account rows for the rest of the transaction, in

@@ -1,5 +1,6 @@
 import { type Credits, creditsProblem, toCredits } from "./credits.ts";
 import { InvalidInputError } from "./errors.ts";
+import { UUID } from "./uuid.ts";
 
 /**
  * Rules on input values (SPEC §5), checked before anything is read or
@@ -22,7 +23,6 @@ export const TIMEOUT_SECONDS_MAX = 86_400;
 /** SPEC §2: 150 minutes. */
 export const TIMEOUT_SECONDS_DEFAULT = 9_000;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const CONTROL = /\p{Cc}|\p{Cs}/u;
 /** With the `u` flag a surrogate pair is one code point, so only an unpaired half matches. */
 const UNPAIRED_SURROGATE = /\p{Cs}/u;
@@ -86,7 +86,7 @@ export class Check {
   }
 
   uuid(field: string, value: string, what: string): string {
-    if (!UUID.test(value)) throw new InvalidInputError(field, `is not a valid ${what} id`);
+    if (!UUID.test(value.toLowerCase())) throw new InvalidInputError(field, `is not a valid ${what} id`);
     return value.toLowerCase();
   }
 

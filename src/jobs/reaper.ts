@@ -1,11 +1,15 @@
 import type { Database } from "../db/database.ts";
 import type { Executor } from "../domain/executor.ts";
-import type { Logger } from "../server/log.ts";
+import { reapAccount } from "../domain/reap.ts";
+import type { Logger } from "../log.ts";
 
 export interface ReaperOptions {
-  /** Pause between rounds when there is nothing left to do. @default 1_000 // 1 second */
+  /** Pause between rounds when there is nothing left to do (the server passes REAPER_INTERVAL_MS). */
   readonly intervalMs: number;
-  /** Most generations (or grant accounts) one round picks up. @default 500 */
+  /**
+   * Most generations (or grant accounts) one round picks up; idempotency keys
+   * are pruned four times as many at a time (the server passes REAPER_BATCH_SIZE).
+   */
   readonly batchSizeMax: number;
   /**
    * Accounts one round hands to the executor at once; it batches them into
@@ -17,8 +21,10 @@ export interface ReaperOptions {
 
 export interface ReaperStats {
   rounds: number;
+  /** Generations timed out by this reaper's own transactions. */
   generationsTimedOut: number;
-  accountsExpired: number;
+  /** Grants written off by this reaper's own transactions. */
+  grantsExpired: number;
   keysPruned: number;
   /** Seconds between now and the oldest deadline still overdue at the last round's start. */
   lagSeconds: number;
@@ -27,8 +33,8 @@ export interface ReaperStats {
 /**
  * The background reaper: times out generations past their deadline, expires
  * grants past `expiresAt`, and prunes expired idempotency keys. Each account
- * is handled by one background operation of the executor (the batch's first
- * step does the timing out and expiring), which skips accounts another
+ * is handled by one background operation of the executor (`reapAccount`,
+ * which does the timing out and expiring and says how much), which skips accounts another
  * transaction holds (`SKIP LOCKED`) and re-checks everything under the lock,
  * so any number of instances can run it at once and each item still ends once.
  */
@@ -36,7 +42,7 @@ export class Reaper {
   readonly stats: ReaperStats = {
     rounds: 0,
     generationsTimedOut: 0,
-    accountsExpired: 0,
+    grantsExpired: 0,
     keysPruned: 0,
     lagSeconds: 0,
   };
@@ -107,17 +113,11 @@ export class Reaper {
       ...expiring.map((row) => ({ accountId: row.account_id, generationIds: [] as string[] })),
     ];
     await this.inParallel(work, async ({ accountId, generationIds }) => {
-      const outcome = await this.executor.run({
-        operation: "reap",
-        accountId,
-        generationIds,
-        idempotency: null,
-        background: true,
-        apply: () => ({}),
-      });
+      const outcome = await this.executor.run(reapAccount(accountId, generationIds));
+      // A skipped account (locked by another transaction) is not ok, and counts nothing.
       if (outcome.ok) {
-        if (generationIds.length > 0) this.stats.generationsTimedOut += generationIds.length;
-        else this.stats.accountsExpired += 1;
+        this.stats.generationsTimedOut += outcome.value.generationsTimedOut;
+        this.stats.grantsExpired += outcome.value.grantsExpired;
       }
     });
     const pruned = await this.db.query<{ n: number }>(

@@ -1,10 +1,10 @@
 import type { Database } from "../db/database.ts";
 import type { PrismaClient } from "../db/generated/client.ts";
+import type { Access, Principal } from "../domain/access.ts";
+import type { EventBus } from "../domain/events.ts";
 import type { Ledger } from "../domain/ledger.ts";
-import type { Access, Principal } from "../server/auth.ts";
-import type { EventBus } from "../server/events.ts";
-import type { Loaders } from "../server/loaders.ts";
-import type { Realtime } from "../server/realtime.ts";
+import type { Realtime } from "./live/realtime.ts";
+import type { Loaders } from "./loaders.ts";
 
 /** Everything a resolver may use; built once per request (or per subscription). */
 export interface Context {

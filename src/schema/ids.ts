@@ -1,5 +1,6 @@
 import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 import { InvalidInputError } from "../domain/errors.ts";
+import { UUID } from "../domain/uuid.ts";
 
 export type NodeTypeName = "Account" | "Grant" | "Generation" | "LedgerEntry" | "Board";
 
@@ -11,8 +12,6 @@ const NODE_TYPE_NAMES: ReadonlySet<string> = new Set<NodeTypeName>([
   "Board",
 ]);
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /**
  * The database id inside a Relay global id of the given type, or null when
  * the value is not one (malformed, another type, or not a uuid inside).
@@ -20,7 +19,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function localId(globalId: string, typename: NodeTypeName): string | null {
   try {
     const decoded = decodeGlobalID(globalId);
-    return decoded.typename === typename && UUID.test(decoded.id) ? decoded.id.toLowerCase() : null;
+    return decoded.typename === typename && UUID.test(decoded.id.toLowerCase())
+      ? decoded.id.toLowerCase()
+      : null;
   } catch {
     return null;
   }
@@ -61,5 +62,9 @@ export function decodeNodeId(globalId: string): { typename: string; id: string }
  * (an error there) or name a type that is no node.
  */
 export function isNodeId(decoded: { typename: string; id: unknown }): boolean {
-  return NODE_TYPE_NAMES.has(decoded.typename) && typeof decoded.id === "string" && UUID.test(decoded.id);
+  return (
+    NODE_TYPE_NAMES.has(decoded.typename) &&
+    typeof decoded.id === "string" &&
+    UUID.test(decoded.id.toLowerCase())
+  );
 }

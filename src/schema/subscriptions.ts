@@ -1,9 +1,5 @@
 import { GraphQLError } from "graphql";
 import type { BalanceSnapshot } from "../domain/balance.ts";
-import { Channel } from "../server/channel.ts";
-import { createLoaders } from "../server/loaders.ts";
-import { atExpiry, type ChangedGeneration, CLOSE_TOO_SLOW, type LiveEntry } from "../server/realtime.ts";
-import { replayPaged } from "../server/replay.ts";
 import { BalanceRef } from "./balance.ts";
 import { builder } from "./builder.ts";
 import type { Context } from "./context.ts";
@@ -11,6 +7,10 @@ import { ACCOUNT_TO_FOLLOW } from "./descriptions.ts";
 import { GenerationRef } from "./generation.ts";
 import { localId } from "./ids.ts";
 import { LedgerEntryRef } from "./ledger-entry.ts";
+import { Channel } from "./live/channel.ts";
+import { atExpiry, type ChangedGeneration, CLOSE_TOO_SLOW, type LiveEntry } from "./live/realtime.ts";
+import { replayPaged } from "./live/replay.ts";
+import { createLoaders } from "./loaders.ts";
 
 builder.subscriptionType({
   description:

@@ -8,18 +8,16 @@ import { createYoga, type YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer } from "ws";
 import type { Database } from "../db/database.ts";
 import { openDatabase } from "../db/open.ts";
+import { Access, type Principal } from "../domain/access.ts";
+import { type EventBus, eventOf } from "../domain/events.ts";
 import { Ledger } from "../domain/ledger.ts";
 import { Reaper } from "../jobs/reaper.ts";
+import { createLogger, currentRequestId, inRequest, iterateInRequest, type Logger } from "../log.ts";
 import type { Context } from "../schema/context.ts";
 import { schema } from "../schema/index.ts";
-import {
-  Access,
-  AuthenticationError,
-  bearerToken,
-  type Principal,
-  resolveSecret,
-  TokenService,
-} from "./auth.ts";
+import { atExpiry, Realtime } from "../schema/live/realtime.ts";
+import { createLoaders } from "../schema/loaders.ts";
+import { AuthenticationError, bearerToken, resolveSecret, TokenService } from "./auth.ts";
 import type { Config } from "./config.ts";
 import { limitConnections, serverTimeouts } from "./connections.ts";
 import { corsOption, corsVaryPlugin } from "./cors.ts";
@@ -27,12 +25,10 @@ import { handleDashboard } from "./dashboard.ts";
 import { databaseFaultAnswer } from "./database-faults.ts";
 import { documentCachePlugin } from "./document-cache.ts";
 import { documentShapePlugin } from "./document-shape.ts";
-import { type EventBus, eventOf, InProcessEventBus, RedisEventBus } from "./events.ts";
+import { InProcessEventBus, RedisEventBus } from "./events.ts";
 import { renderLocalGraphiQL } from "./graphiql.ts";
 import { limitsPlugin, observabilityPlugin, REQUEST_BODY_BYTES_MAX } from "./hardening.ts";
 import { cacheControlPlugin } from "./http-cache.ts";
-import { createLoaders } from "./loaders.ts";
-import { createLogger, currentRequestId, inRequest, iterateInRequest, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { MetricsEndpoint } from "./metrics-endpoint.ts";
 import {
@@ -42,7 +38,6 @@ import {
   resolveWsDocument,
 } from "./persisted.ts";
 import { MutationRateLimit } from "./rate-limit.ts";
-import { atExpiry, Realtime } from "./realtime.ts";
 import { sharedEventsPlugin } from "./shared-events.ts";
 import { Shutdown } from "./shutdown.ts";
 import { graphqlSsePlugin } from "./sse.ts";

@@ -2,19 +2,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
-import type { Sql } from "../db/database.ts";
-import type { MemberRole } from "../domain/model.ts";
-
-export type Role = "user" | "service" | "admin";
-export const ROLES: readonly Role[] = ["user", "service", "admin"];
-
-/** Who a request acts for, from a verified token. */
-export interface Principal {
-  readonly sub: string;
-  readonly role: Role;
-  /** Token expiry, seconds since the epoch (subscriptions close at it). */
-  readonly exp: number | null;
-}
+import { type Principal, ROLES, type Role } from "../domain/access.ts";
 
 /** A token that is present but cannot be trusted: HTTP 401. */
 export class AuthenticationError extends Error {
@@ -56,7 +44,6 @@ export class TokenService {
     this.key = new TextEncoder().encode(secret);
   }
 
-  /** @throws AuthenticationError for a malformed, badly signed or expired token, or bad claims. */
   /**
    * Verified tokens by their text, until they expire. A platform backend sends
    * the same token on every request; checking its HMAC each time was 10–15%
@@ -64,6 +51,7 @@ export class TokenService {
    */
   private readonly verified = new Map<string, Principal>();
 
+  /** @throws AuthenticationError for a malformed, badly signed or expired token, or bad claims. */
   async verify(token: string): Promise<Principal> {
     const cached = this.verified.get(token);
     if (cached !== undefined) {
@@ -112,56 +100,4 @@ export function bearerToken(header: string | null | undefined): string | undefin
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (match === null) throw new AuthenticationError("Authorization header must be 'Bearer <token>'");
   return match[1];
-}
-
-/**
- * What one request may see. Users see the accounts they are members of
- * (loaded once per request); services and admins see every account.
- */
-export class Access {
-  private memberships: Promise<Map<string, MemberRole>> | null = null;
-
-  constructor(
-    readonly principal: Principal | null,
-    private readonly sql: Sql,
-  ) {}
-
-  get isPlatform(): boolean {
-    return this.principal?.role === "service" || this.principal?.role === "admin";
-  }
-
-  get isAdmin(): boolean {
-    return this.principal?.role === "admin";
-  }
-
-  /** The user's accounts and roles (empty for services and admins, who have no memberships). */
-  userMemberships(): Promise<Map<string, MemberRole>> {
-    const sub = this.principal?.sub;
-    if (sub === undefined) return Promise.resolve(new Map());
-    this.memberships ??= this.sql
-      .query<{ account_id: string; role: MemberRole }>(
-        "SELECT account_id, role FROM account_member WHERE user_id = $1 ORDER BY created_at, account_id",
-        [sub],
-      )
-      .then((rows) => new Map(rows.map((row) => [row.account_id, row.role])));
-    return this.memberships;
-  }
-
-  /** Whether the principal may read the account (existence is checked by the caller). */
-  async canRead(accountId: string): Promise<boolean> {
-    if (this.principal === null) return false;
-    if (this.isPlatform) return true;
-    return (await this.userMemberships()).has(accountId);
-  }
-
-  /** The user's role in the account, or null. */
-  async memberRole(accountId: string): Promise<MemberRole | null> {
-    return (await this.userMemberships()).get(accountId) ?? null;
-  }
-
-  /** A Prisma `where` fragment limiting rows to visible accounts. */
-  visibleAccountsWhere(): { accountId?: { in: string[] } } | Promise<{ accountId?: { in: string[] } }> {
-    if (this.isPlatform) return {};
-    return this.userMemberships().then((m) => ({ accountId: { in: [...m.keys()] } }));
-  }
 }

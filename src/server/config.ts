@@ -4,8 +4,8 @@
  * what came, and all of them are reported together.
  */
 
-import { SUBSCRIBER_QUEUE_MAX } from "./realtime.ts";
-import { REPLAY_CONCURRENCY_MAX } from "./replay.ts";
+import { SUBSCRIBER_QUEUE_MAX } from "../schema/live/realtime.ts";
+import { REPLAY_CONCURRENCY_MAX } from "../schema/live/replay.ts";
 import { SUBSCRIPTIONS_PER_CONNECTION_MAX, SUBSCRIPTIONS_PER_PRINCIPAL_MAX } from "./subscription-limits.ts";
 
 export type PersistedOperationsMode = "optional" | "required";

@@ -8,8 +8,8 @@ import {
   type ValidationContext,
 } from "graphql";
 import { createGraphQLError, type Plugin } from "graphql-yoga";
+import type { Logger } from "../log.ts";
 import type { Context } from "../schema/context.ts";
-import type { Logger } from "./log.ts";
 import { type Metrics, operationLabel } from "./metrics.ts";
 import type { MutationRateLimit, RateDecision } from "./rate-limit.ts";
 

@@ -1,10 +1,10 @@
 import type { GraphQLSchema } from "graphql";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Database } from "../db/database.ts";
+import type { EventBus } from "../domain/events.ts";
 import type { CommittedBatch, TransactionObserver } from "../domain/executor.ts";
 import type { Reaper } from "../jobs/reaper.ts";
-import type { EventBus } from "./events.ts";
-import type { Realtime } from "./realtime.ts";
+import type { Realtime } from "../schema/live/realtime.ts";
 
 /** Histogram buckets for request-path durations, in seconds: 1 ms to 10 s. */
 const DURATION_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];

@@ -14,7 +14,7 @@ import {
   RateLimiterRedis,
   RateLimiterRes,
 } from "rate-limiter-flexible";
-import type { Principal } from "./auth.ts";
+import type { Principal } from "../domain/access.ts";
 
 /** Length of one rate-limit window; each window admits twice the per-second rate. */
 export const RATE_LIMIT_WINDOW_SECONDS = 2;

@@ -1,19 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { unique } from "../support/harness.ts";
+import { REFUND_REASONS as REASONS } from "../support/refund-reasons.ts";
 import { Billing, closeSql, entryAmountsOf, type Json } from "./ops.ts";
-
-const REASONS = [
-  "GENERATION_FAILED",
-  "TIMEOUT",
-  "SYSTEM_ERROR",
-  "PROVIDER_ERROR",
-  "SERVICE_UNAVAILABLE",
-  "CONTENT_REJECTED",
-  "MALFORMED_RESPONSE",
-  "INVALID_INPUT",
-  "CANCELLED",
-  "BILLING_ERROR",
-] as const;
 
 /** The item and generation status a failure reason ends with (SPEC §5 "Generation status"). */
 const statusFor = (reason: string) =>

@@ -36,6 +36,7 @@ import {
 import { expectTypename, gqlData, operationNameOf, sourceOf } from "../support/documents.ts";
 import { createAccount, grant } from "../support/fixtures.ts";
 import { startServer, type TestServer, unique } from "../support/harness.ts";
+import { REFUND_REASONS } from "../support/refund-reasons.ts";
 
 /**
  * Runs per input field of a mutation (reserveGeneration, with 10 fields, gets
@@ -294,19 +295,6 @@ type FieldKind =
 type FieldSpec = FieldKind & { readonly optional?: true };
 
 const optional = (field: FieldKind): FieldSpec => ({ ...field, optional: true });
-
-const REFUND_REASONS = [
-  "GENERATION_FAILED",
-  "TIMEOUT",
-  "SYSTEM_ERROR",
-  "PROVIDER_ERROR",
-  "SERVICE_UNAVAILABLE",
-  "CONTENT_REJECTED",
-  "MALFORMED_RESPONSE",
-  "INVALID_INPUT",
-  "CANCELLED",
-  "BILLING_ERROR",
-] as const;
 
 const key: FieldKind = { kind: "key" };
 const name: FieldKind = {

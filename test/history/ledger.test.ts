@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAccount, grant } from "../support/fixtures.ts";
 import { dataOf, startServer, type TestServer } from "../support/harness.ts";
+import { REFUND_REASONS } from "../support/refund-reasons.ts";
 import {
   type EntryNode,
   firstError,
@@ -22,17 +23,8 @@ import {
  * stay in progress (PENDING).
  */
 const FEATURES = ["Quick Video", "Image", "Audio"] as const;
-const REASONS = [
-  "GENERATION_FAILED",
-  "TIMEOUT",
-  "SYSTEM_ERROR",
-  "PROVIDER_ERROR",
-  "SERVICE_UNAVAILABLE",
-  "CONTENT_REJECTED",
-  "MALFORMED_RESPONSE",
-  "INVALID_INPUT",
-  "CANCELLED",
-] as const;
+/** The nine reasons before BILLING_ERROR, in the enum's order. */
+const REASONS = REFUND_REASONS.slice(0, 9);
 const GRANTS = 45;
 const GENERATIONS = 100;
 const ITEMS = 10;

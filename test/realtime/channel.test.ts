@@ -4,7 +4,7 @@
  * runs ahead of what the consumer finished with.
  */
 import { describe, expect, it } from "vitest";
-import { Channel } from "../../src/server/channel.ts";
+import { Channel } from "../../src/schema/live/channel.ts";
 
 function channel(sizeMax: number) {
   const events = { closed: 0, overflows: 0 };

@@ -5,9 +5,10 @@
  * generationId follows that generation only.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AccountEvent, decodeEvent, encodeEvent, InProcessEventBus } from "../../src/server/events.ts";
-import { createLogger } from "../../src/server/log.ts";
-import { type LiveEntry, Realtime } from "../../src/server/realtime.ts";
+import type { AccountEvent } from "../../src/domain/events.ts";
+import { createLogger } from "../../src/log.ts";
+import { type LiveEntry, Realtime } from "../../src/schema/live/realtime.ts";
+import { decodeEvent, encodeEvent, InProcessEventBus } from "../../src/server/events.ts";
 import { startServer, type TestServer } from "../support/harness.ts";
 import { connect, type LiveClient, until } from "../support/ws.ts";
 import { accountWithOwner, GENERATION_UPDATED, type Json, range, sleep } from "./helpers.ts";

@@ -6,10 +6,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
-import { createServer } from "node:net";
 import { Redis } from "ioredis";
 import { TokenService } from "../../src/server/auth.ts";
 import { REDIS_URL, TEST_SECRET } from "../support/env.ts";
+import { freePort } from "../support/services.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read the API's JSON as it comes.
 export type Json = any;
@@ -135,17 +135,6 @@ export async function accountWithOwner(
   if (credits > 0) await service.grant(accountId, credits);
   const ownerToken = await tokens.sign(ownerId, "user");
   return { service, owner: new Api(url, ownerToken), ownerId, ownerToken, accountId };
-}
-
-/** A TCP port nothing listens on right now. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  const port = typeof address === "object" && address !== null ? address.port : 0;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** A redis-server this test starts, stops and restarts on one port. */

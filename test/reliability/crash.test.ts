@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { connectPostgres } from "../../src/db/database.ts";
 import { testDatabaseUrl } from "../support/env.ts";
 import { type ServerProcess, startServerProcess } from "../support/process.ts";
+import { freePort } from "../support/services.ts";
 import {
   createAccounts,
   type Job,
@@ -20,7 +21,7 @@ import {
   serviceTarget,
   verifyJournal,
 } from "./load.ts";
-import { freePort, sleep } from "./processes.ts";
+import { sleep } from "./processes.ts";
 
 const KILLS = Number(process.env.KILLS ?? 4);
 const CLIENTS = 12;

@@ -18,18 +18,8 @@
  * - a generation's `failureReason` is the reason of its first failed item (by index).
  */
 
-export const REFUND_REASONS = [
-  "GENERATION_FAILED",
-  "TIMEOUT",
-  "SYSTEM_ERROR",
-  "PROVIDER_ERROR",
-  "SERVICE_UNAVAILABLE",
-  "CONTENT_REJECTED",
-  "MALFORMED_RESPONSE",
-  "INVALID_INPUT",
-  "CANCELLED",
-  "BILLING_ERROR",
-] as const;
+import { REFUND_REASONS } from "../support/refund-reasons.ts";
+
 export type Reason = (typeof REFUND_REASONS)[number];
 export type Source = "SUBSCRIPTION" | "WALLET";
 export type ItemStatus = "IN_PROGRESS" | "SUCCEEDED" | "FAILED" | "TIMED_OUT" | "CANCELLED";

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
+import type { Role } from "../../src/domain/access.ts";
 import { type App, createApp } from "../../src/server/app.ts";
-import { type Role, TokenService } from "../../src/server/auth.ts";
+import { TokenService } from "../../src/server/auth.ts";
 import { type Config, loadConfig } from "../../src/server/config.ts";
 import { TEST_SECRET, testDatabaseUrl } from "./env.ts";
 import { embeddedTestDatabase, onPglite } from "./test-database.ts";

@@ -51,6 +51,7 @@ export async function createOwnDatabase(prefix: string): Promise<OwnDatabase> {
       }
     },
     async drop() {
+      // A client already broken is ended anyway by the FORCE drop below, which is what must succeed.
       await Promise.all(clients.map((client) => client.end().catch(() => undefined)));
       const dropper = new pg.Client({ connectionString: SERVER_URL });
       await dropper.connect();

@@ -152,7 +152,7 @@ export async function listening(url: string): Promise<boolean> {
 }
 
 /** A TCP port on 127.0.0.1 nothing listens on right now. */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = createServer();
   server.listen(0, "127.0.0.1");
   await once(server, "listening");

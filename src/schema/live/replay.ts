@@ -1,5 +1,5 @@
-import type { Sql } from "../db/database.ts";
-import { entriesAfter, type LedgerEntryView } from "../domain/history.ts";
+import type { Sql } from "../../db/database.ts";
+import { entriesAfter, type LedgerEntryView } from "../../domain/history.ts";
 import type { Channel } from "./channel.ts";
 
 /** Replay pages one instance reads and delivers at once, over all its subscribers. @default 2 */

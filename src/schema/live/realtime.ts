@@ -1,9 +1,9 @@
-import type { Database } from "../db/database.ts";
-import type { BalanceSnapshot } from "../domain/balance.ts";
-import { loadBalance } from "../domain/balance.ts";
-import { entriesAfter, type LedgerEntryView } from "../domain/history.ts";
-import type { AccountEvent, EventBus } from "./events.ts";
-import type { Logger } from "./log.ts";
+import type { Database } from "../../db/database.ts";
+import type { BalanceSnapshot } from "../../domain/balance.ts";
+import { loadBalance } from "../../domain/balance.ts";
+import type { AccountEvent, EventBus } from "../../domain/events.ts";
+import { entriesAfter, type LedgerEntryView } from "../../domain/history.ts";
+import type { Logger } from "../../log.ts";
 import { REPLAY_CONCURRENCY_MAX, Semaphore } from "./replay.ts";
 
 /** A ledger entry as subscribers receive it: with its generation's status, for the derived entry status. */
@@ -98,6 +98,8 @@ export class AccountFeed {
       release = resolve;
       fail = reject;
     });
+    // A failed open reaches its caller through `throw` below; the chain only orders the steps
+    // queued meanwhile, which must not fail with it (the feed is closed and dropped anyway).
     this.chain = opened.catch(() => {});
     this.unsubscribe = bus.subscribe(this.accountId, (event) => this.enqueue(() => this.onEvent(event)));
     try {
@@ -291,6 +293,7 @@ export class Realtime {
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    // A feed whose open failed has nothing to close: it closed itself and its subscriber got the error.
     for (const feed of this.feeds.values()) void feed.then((f) => f.close()).catch(() => {});
     this.feeds.clear();
     this.stats.feeds = 0;
@@ -364,6 +367,7 @@ export class Realtime {
       this.stats.resyncs += 1;
       for (const row of rows) {
         const feed = this.feeds.get(row.id);
+        // A feed whose open failed is being dropped (see listen) and its subscriber has the error.
         if (feed !== undefined) void feed.then((f) => f.resync(row.sequence, row.updated_at)).catch(() => {});
       }
     } catch (error) {
