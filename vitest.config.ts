@@ -7,7 +7,15 @@ import { defineConfig } from "vitest/config";
  */
 const POSTGRES_ONLY = [
   "test/billing/reaper-instances.test.ts", // two server processes reaping one database
+  "test/dashboard/dashboard.test.ts", // starts its own embedded server for the embedded case; the rest checks DATABASE_URL mode
   "test/embedded.test.ts", // starts embedded servers itself, and one with DATABASE_URL
+  "test/faults/commit-outcome.test.ts", // terminates a PostgreSQL backend at COMMIT
+  "test/faults/unavailable.test.ts", // terminates PostgreSQL backends waiting on a lock
+  "test/hardening/tracing.test.ts", // server processes; the spans it checks are the same on both
+  "test/http/shutdown.test.ts", // holds a row lock from a second PostgreSQL connection
+  "test/install/production.test.ts", // one pruned production install per run is enough
+  "test/install/services.test.ts", // starts throwaway PostgreSQL and Redis servers
+  "test/realtime/subscription-flood.test.ts", // measures the PostgreSQL pool's queue
   "test/hardening/logs.test.ts", // breaks a server process's database from outside
   "test/realtime/cross-instance.test.ts",
   "test/realtime/redis-outage.test.ts",
@@ -17,12 +25,25 @@ const POSTGRES_ONLY = [
   "test/reliability/redis-outage-load.test.ts",
 ];
 
-/** Test files that touch no database at all: once is enough. */
+/**
+ * Test files that touch no database, or test the HTTP layer in front of it
+ * (parse cache, document shape, sockets, /metrics access, dev-login's Host
+ * check): the database under them changes nothing, so once is enough.
+ */
 const NO_DATABASE = [
   "test/config.test.ts",
+  "test/dashboard/dev-login-host.test.ts",
   "test/dashboard/graphql-client.test.ts",
   "test/dashboard/model.test.ts",
   "test/dashboard/server.test.ts",
+  "test/docs/errors.test.ts",
+  "test/docs/links.test.ts",
+  "test/hardening/connections.test.ts",
+  "test/hardening/document-cache.test.ts",
+  "test/hardening/introspection.test.ts",
+  "test/hardening/metrics-access.test.ts",
+  "test/http/config.test.ts",
+  "test/schema/descriptions.test.ts",
   "test/realtime/channel.test.ts",
   "test/realtime/shared-events.test.ts",
 ];
