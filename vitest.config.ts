@@ -32,17 +32,20 @@ const POSTGRES_ONLY = [
  */
 const NO_DATABASE = [
   "test/config.test.ts",
+  "test/dashboard/demo.test.ts", // the demo script's output; the ledger under it is tested on both
   "test/dashboard/dev-login-host.test.ts",
   "test/dashboard/graphql-client.test.ts",
   "test/dashboard/model.test.ts",
   "test/dashboard/server.test.ts",
   "test/docs/errors.test.ts",
   "test/docs/links.test.ts",
+  "test/faults/id-fuzz.test.ts", // id and cursor parsing happens before any query
   "test/hardening/connections.test.ts",
   "test/hardening/document-cache.test.ts",
   "test/hardening/introspection.test.ts",
   "test/hardening/metrics-access.test.ts",
   "test/http/config.test.ts",
+  "test/realtime/slow-consumer.test.ts", // a subscriber's queue in this process
   "test/schema/descriptions.test.ts",
   "test/realtime/channel.test.ts",
   "test/realtime/shared-events.test.ts",

@@ -117,7 +117,8 @@ describe("the production install (npm ci, build, prune --omit=dev, NODE_ENV=prod
       const started = await step("npm start until listening", () => startPruned(dir, production));
       server = started.child;
       const origin = new URL(started.url).origin;
-      expect((await fetch(`${origin}/readyz`)).status).toBe(200);
+      // Ready once PostgreSQL and Redis both answer; "listening" can come before Redis connects.
+      expect(await readyWithin(`${origin}/readyz`, 15_000)).toBe(200);
       const response = await fetch(started.url, {
         method: "POST",
         headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
@@ -181,4 +182,14 @@ async function startPruned(
     });
   });
   return { child, url, exited };
+}
+
+/** Polls a readiness URL until it answers 200 or `timeoutMs` passes; returns the last status. */
+async function readyWithin(url: string, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { status } = await fetch(url);
+    if (status === 200 || Date.now() > deadline) return status;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }

@@ -41,12 +41,13 @@ const TIMED_MAX = SOAK ? 2 : 1;
 /**
  * In CI, no new batch starts after this long, so a machine shared with other
  * test runs still finishes in time (the figures say how many requests ran).
+ * The whole suite runs both databases in parallel within CI's 15 minutes: in
+ * one such run PostgreSQL reached 1,931 requests in 120 s and PGlite 646 in
+ * 60 s; `npm run test:soak` is where the model test runs long.
  */
-const TIME_BUDGET_MS = Number(
-  process.env.TIME_BUDGET_MS ?? (SOAK ? 3 * 3_600_000 : SMALL ? 60_000 : 120_000),
-);
+const TIME_BUDGET_MS = Number(process.env.TIME_BUDGET_MS ?? (SOAK ? 3 * 3_600_000 : SMALL ? 40_000 : 75_000));
 /** Fewer requests than this is a failure even when the time budget ran out. */
-const OPERATIONS_MIN = SOAK ? OPERATIONS_TARGET : Math.min(OPERATIONS_TARGET, SMALL ? 500 : 1_500);
+const OPERATIONS_MIN = SOAK ? OPERATIONS_TARGET : Math.min(OPERATIONS_TARGET, SMALL ? 300 : 800);
 const TEST_TIMEOUT_MS = SOAK ? 4 * 3_600_000 : 240_000;
 const REPLAY_SEED = process.env.SEED === undefined ? undefined : Number(process.env.SEED);
 
