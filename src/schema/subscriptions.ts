@@ -14,7 +14,7 @@ import { createLoaders } from "./loaders.ts";
 
 builder.subscriptionType({
   description:
-    "Live events of one account, published after each commit, on every server instance: over WebSocket (`graphql-transport-ws`, token in `connectionParams.authorization`) or Server-Sent Events (token in the Authorization header). An account the caller may not see is a GraphQL error with code NOT_FOUND. A subscriber that falls too far behind is closed (WebSocket close code 4429) and resumes with `ledgerEntryAdded(afterSequence:)`.",
+    "Live events of one account, published after each commit, on every server instance: over WebSocket (`graphql-transport-ws`, token in `connectionParams.authorization`) or Server-Sent Events (token in the Authorization header). An account the caller may not see is a GraphQL error with code NOT_FOUND. A subscriber that falls too far behind is closed (WebSocket close code 1013, Try Again Later) and resumes with `ledgerEntryAdded(afterSequence:)`.",
   authScopes: { authenticated: true },
 });
 
