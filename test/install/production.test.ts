@@ -26,10 +26,11 @@ const CLEANUP_TIMEOUT_MS = 300_000;
 /** How long the pruned server may take to log "listening". @default 90_000 // 90 seconds */
 const START_TIMEOUT_MS = 90_000;
 /**
- * Whether the copy gets its own `npm ci` (CREDITBOOK_TEST_FULL_INSTALL=1). By default it takes a
- * copy of this checkout's node_modules, which `npm ci` installed from the same package-lock.json
- * (CI's first step): the same packages, without a second install of 900 MB competing with the
- * rest of the suite for CI's 15 minutes. Build, both prunes and the production start run as ever.
+ * Whether the copy gets its own `npm ci` and `npm run build` (CREDITBOOK_TEST_FULL_INSTALL=1).
+ * By default it takes this checkout's node_modules, dist/ and dashboard/dist, which `npm ci`
+ * installed from the same package-lock.json and built with `npm run build` (its postinstall;
+ * CI's first step): the same files, without a second install and build competing with the rest
+ * of the suite for CI's 15 minutes. Both prunes and the production start run as ever.
  */
 const FULL_INSTALL = process.env.CREDITBOOK_TEST_FULL_INSTALL === "1";
 /** Packages only the build and the tests use; `npm prune --omit=dev` removes them. */
@@ -87,10 +88,14 @@ describe("the production install (npm ci, build, prune --omit=dev, NODE_ENV=prod
         await step("npm ci", () =>
           npm(["ci", "--prefer-offline", "--ignore-scripts", "--no-audit", "--no-fund"]),
         );
+        await step("npm run build", () => npm(["run", "build"]));
       } else {
-        await step("copy node_modules", () => run("cp", ["-a", join(ROOT, "node_modules"), dir]));
+        await step("copy node_modules and the build", async () => {
+          await run("cp", ["-a", join(ROOT, "node_modules"), dir]);
+          await run("cp", ["-a", join(ROOT, "dist"), dir]);
+          await run("cp", ["-a", join(ROOT, "dashboard", "dist"), join(dir, "dashboard")]);
+        });
       }
-      await step("npm run build", () => npm(["run", "build"]));
       await step("npm prune --omit=dev", () => npm(["prune", "--omit=dev", "--no-audit", "--no-fund"]));
       for (const name of DEV_PACKAGES) expect(existsSync(join(dir, "node_modules", name)), name).toBe(false);
       // The image prunes these too; starting without them shows nothing needs them.
