@@ -58,6 +58,10 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // Test files share a worker's loaded modules (the schema, Prisma, PGlite): importing them
+    // once per file was most of the suite's time. Each file still opens its own servers and
+    // (on PGlite) its own database, and closes them in afterAll.
+    isolate: false,
     fileParallelism: true,
     maxWorkers: 4,
     reporters: ["default", "./test/support/projects-reporter.ts"],

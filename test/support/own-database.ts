@@ -3,7 +3,7 @@ import pg from "pg";
 import { connectPostgres } from "../../src/db/database.ts";
 import { applyMigrations } from "../../src/db/migrate.ts";
 import { auditLedger } from "../../src/domain/audit.ts";
-import { databaseUrl, SERVER_URL } from "./env.ts";
+import { databaseUrl, serverUrl } from "./env.ts";
 
 /** A migrated database of its own on the test server, for tests that lock tables or kill backends. */
 export interface OwnDatabase {
@@ -22,7 +22,7 @@ export interface OwnDatabase {
  */
 export async function createOwnDatabase(prefix: string): Promise<OwnDatabase> {
   const name = `${prefix}_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
-  const admin = new pg.Client({ connectionString: SERVER_URL });
+  const admin = new pg.Client({ connectionString: serverUrl() });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
   await admin.end();
@@ -53,7 +53,7 @@ export async function createOwnDatabase(prefix: string): Promise<OwnDatabase> {
     async drop() {
       // A client already broken is ended anyway by the FORCE drop below, which is what must succeed.
       await Promise.all(clients.map((client) => client.end().catch(() => undefined)));
-      const dropper = new pg.Client({ connectionString: SERVER_URL });
+      const dropper = new pg.Client({ connectionString: serverUrl() });
       await dropper.connect();
       await dropper.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await dropper.end();
