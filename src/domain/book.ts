@@ -13,6 +13,7 @@ import {
   type PostingRecord,
   type RefundReason,
 } from "./model.ts";
+import type { Notice } from "./notices.ts";
 
 /** A stored mutation outcome (see idempotency.ts). */
 export interface IdempotencyDraft {
@@ -68,6 +69,8 @@ export class Book {
   readonly dirtyItems = new Map<string, Set<number>>();
   readonly dirtyDraws = new Map<string, Set<number>>();
   readonly changes: AccountChange[] = [];
+  /** Outbound notices decided in this transaction, stored with it (notices.ts). */
+  readonly notices: Notice[] = [];
   private openTransfer: Transfer | null = null;
 
   constructor(
