@@ -7,7 +7,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import type { Database } from "../src/db/database.ts";
 import { TokenService } from "../src/server/auth.ts";
@@ -34,6 +34,7 @@ import {
   figuresTable,
   isBusy,
   type PhaseRecord,
+  type Previous,
   type RunResults,
   renderReport,
 } from "./lib/report.ts";
@@ -43,6 +44,8 @@ const USAGE = `usage: npm run bench [-- options]
   --profile      also profile the server under B1 load (node --cpu-prof) and the SQL of one cycle
   --only LIST    run only these phases, e.g. --only B0,B1 (B2 needs B1 for its ratio, B1 needs B0)
   --keep-db      keep the bench database after the run (its name is printed)
+  --compare [F]  show an earlier run's figures beside this run's: F is a results.json
+                 (default: bench/results.json as it was before this run)
 environment:
   BENCH_DATABASE_URL  PostgreSQL maintenance database (default postgres://postgres@127.0.0.1:5432/postgres)
   BENCH_REDIS_URL     Redis (default redis://127.0.0.1:6379)
@@ -54,6 +57,8 @@ interface Options {
   readonly profile: boolean;
   readonly only: ReadonlySet<string> | null;
   readonly keepDatabase: boolean;
+  /** The results.json to compare with; null when not comparing. */
+  readonly compare: string | null;
 }
 
 function parseArgs(argv: readonly string[]): Options {
@@ -61,12 +66,19 @@ function parseArgs(argv: readonly string[]): Options {
   let profile = false;
   let only: Set<string> | null = null;
   let keepDatabase = false;
+  let compare: string | null = null;
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
     if (arg === "--quick") quick = true;
     else if (arg === "--profile") profile = true;
     else if (arg === "--keep-db") keepDatabase = true;
-    else if (arg === "--only") {
+    else if (arg === "--compare") {
+      const next = argv[i + 1];
+      if (next !== undefined && !next.startsWith("--")) {
+        compare = next;
+        i += 1;
+      } else compare = `${REPO_ROOT}bench/results.json`;
+    } else if (arg === "--only") {
       const list = argv[i + 1];
       i += 1;
       if (list === undefined) throw new Error("--only needs a list, e.g. --only B0,B1");
@@ -76,7 +88,7 @@ function parseArgs(argv: readonly string[]): Options {
       process.exit(0);
     } else throw new Error(`unknown option ${arg}\n${USAGE}`);
   }
-  return { quick, profile, only, keepDatabase };
+  return { quick, profile, only, keepDatabase, compare };
 }
 
 function findPgbench(): string {
@@ -116,8 +128,28 @@ function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): P
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
+/** The earlier run to compare with, read before this run overwrites results.json. */
+function readPrevious(file: string): Previous {
+  const results = JSON.parse(readFileSync(file, "utf8")) as RunResults;
+  return {
+    figures: results.figures,
+    startedAt: results.startedAt,
+    commit: results.machine.gitCommit,
+    mode: results.mode,
+  };
+}
+
 async function main(): Promise<number> {
   const options = parseArgs(process.argv.slice(2));
+  let previous: Previous | undefined;
+  try {
+    previous = options.compare === null ? undefined : readPrevious(options.compare);
+  } catch (error) {
+    process.stderr.write(
+      `[bench] cannot read ${options.compare} to compare with: ${(error as Error).message}\n`,
+    );
+    return 2;
+  }
   const sizes = options.quick ? QUICK : FULL;
   const adminUrl = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
   const redisUrl = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -353,9 +385,9 @@ async function main(): Promise<number> {
     profile,
   };
   writeFileSync(`${REPO_ROOT}bench/results.json`, `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(`${REPO_ROOT}bench/REPORT.md`, renderReport(results));
+  writeFileSync(`${REPO_ROOT}bench/REPORT.md`, renderReport(results, previous));
   log("");
-  log(figuresTable(figures));
+  log(figuresTable(figures, previous));
   log("");
   log(
     `[bench] wrote bench/REPORT.md and bench/results.json${options.keepDatabase ? `; kept database ${databaseName}` : ""}`,

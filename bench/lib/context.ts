@@ -39,7 +39,7 @@ export const FULL: Sizes = {
   b1Accounts: 1_000,
   httpWarmupMs: 5_000,
   httpDurationMs: 30_000,
-  b3Accounts: 1_000,
+  b3Accounts: 2_000,
   b3PerAccount: 5,
   b3RatePerSecond: 200,
   b3DurationMs: 30_000,

@@ -12,7 +12,7 @@ export interface Figure {
   readonly label: string;
   readonly value: number | null;
   readonly unit: string;
-  /** The target as the report states it, e.g. "≥ 50% of B0 spread"; absent for informational figures. */
+  /** The target as the report states it, e.g. "≥ 115% of B0 spread"; absent for informational figures. */
   readonly target?: string;
   /** value ÷ reference (the B0/B1 figure a relative target names, or the absolute target). */
   readonly ratio?: number | null;
@@ -98,12 +98,34 @@ function verdict(figure: Figure): string {
 
 const cell = (text: string) => text.replace(/\|/g, "\\|");
 
-/** The figures as a Markdown table. */
-export function figuresTable(figures: readonly Figure[]): string {
-  const lines = ["| figure | value | target | ratio | result |", "| --- | ---: | --- | --- | --- |"];
+/** An earlier run's figures, shown beside this run's (`npm run bench -- --compare`). */
+export interface Previous {
+  readonly figures: readonly Figure[];
+  readonly startedAt: string;
+  readonly commit: string;
+  readonly mode: RunResults["mode"];
+}
+
+function change(figure: Figure, before: Figure | undefined): string {
+  if (before === undefined) return "";
+  const was = formatNumber(before.value, before.unit);
+  if (figure.value === null || before.value === null || before.value === 0) return was;
+  const percent = ((figure.value - before.value) / Math.abs(before.value)) * 100;
+  return `${was} (${percent >= 0 ? "+" : ""}${percent.toFixed(0)}%)`;
+}
+
+/** The figures as a Markdown table, with an earlier run's value beside each when given. */
+export function figuresTable(figures: readonly Figure[], previous?: Previous): string {
+  const byId = new Map((previous?.figures ?? []).map((figure) => [figure.id, figure]));
+  const head = previous === undefined ? "" : " previous |";
+  const lines = [
+    `| figure | value |${head} target | ratio | result |`,
+    `| --- | ---: |${previous === undefined ? "" : " ---: |"} --- | --- | --- |`,
+  ];
   for (const figure of figures) {
+    const was = previous === undefined ? "" : ` ${change(figure, byId.get(figure.id))} |`;
     lines.push(
-      `| ${cell(figure.label)}${figure.note === undefined ? "" : ` <br><sub>${cell(figure.note)}</sub>`} | ${formatNumber(figure.value, figure.unit)} | ${cell(figure.target ?? "")} | ${formatRatio(figure)} | ${verdict(figure)} |`,
+      `| ${cell(figure.label)}${figure.note === undefined ? "" : ` <br><sub>${cell(figure.note)}</sub>`} | ${formatNumber(figure.value, figure.unit)} |${was} ${cell(figure.target ?? "")} | ${formatRatio(figure)} | ${verdict(figure)} |`,
     );
   }
   return lines.join("\n");
@@ -115,7 +137,7 @@ export function isBusy(machine: MachineFacts): boolean {
 }
 
 /** The whole REPORT.md. */
-export function renderReport(results: RunResults): string {
+export function renderReport(results: RunResults, previous?: Previous): string {
   const m = results.machine;
   const failed = results.figures.filter((figure) => figure.pass === false).length;
   const passed = results.figures.filter((figure) => figure.pass === true).length;
@@ -164,7 +186,13 @@ export function renderReport(results: RunResults): string {
   out.push("");
   out.push("## Figures");
   out.push("");
-  out.push(figuresTable(results.figures));
+  if (previous !== undefined) {
+    out.push(
+      `"previous" is the run of ${previous.startedAt} (${previous.mode} mode, commit ${previous.commit}), with this run's change from it.`,
+    );
+    out.push("");
+  }
+  out.push(figuresTable(results.figures, previous));
   out.push("");
   out.push(
     "Ratio: for a relative target, the value as a share of the figure it names; for an absolute target, value ÷ target (≤ 1 is good for a ceiling, ≥ 1 for a floor).",
