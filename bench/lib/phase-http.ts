@@ -20,7 +20,6 @@ import { GraphQLHttpClient } from "./http.ts";
 import { machineCpu } from "./machine.ts";
 import { type ProfileSummary, summarizeProfile } from "./profile.ts";
 import { atLeast, info, zero } from "./report.ts";
-
 import { type ServerInstance, startServer } from "./server.ts";
 import { round, summarize } from "./stats.ts";
 
