@@ -25,6 +25,7 @@ import { runB0 } from "./lib/phase-b0.ts";
 import { runB4 } from "./lib/phase-b4.ts";
 import { runB5 } from "./lib/phase-b5.ts";
 import { runB1, runB2, runProfile } from "./lib/phase-http.ts";
+import { runM1 } from "./lib/phase-m1.ts";
 import { runRealtime } from "./lib/phase-realtime.ts";
 import { runSqlProfile } from "./lib/phase-sql-profile.ts";
 import { installExitHandlers, killAllChildren, REPO_ROOT } from "./lib/proc.ts";
@@ -222,6 +223,7 @@ async function main(): Promise<number> {
     const opened = await openBenchDatabase(databaseUrl);
     db = opened;
     const secret = randomBytes(32).toString("base64url");
+    const dashboardTokens = new TokenService(secret);
     const ctx: BenchContext = {
       quick: options.quick,
       sizes,
@@ -234,6 +236,8 @@ async function main(): Promise<number> {
       secret,
       // Short-lived on purpose: a token outliving a 32-bit timer delay is its own edge case.
       serviceToken: await new TokenService(secret).sign("bench-service", "service", "6h"),
+      dashboardToken: (accountIndex) =>
+        dashboardTokens.sign(`bench-dashboard-${accountIndex}`, "service", "6h"),
       maxConnections: pg.maxConnections,
       workDir,
       profileDir,
@@ -309,6 +313,12 @@ async function main(): Promise<number> {
             durationMs: sizes.b3bDurationMs,
             p99TargetMs: 100,
           }),
+      },
+      {
+        id: "M1",
+        title: `${sizes.m1Subscribers.toLocaleString("en-US")} idle subscribers on one instance`,
+        timeoutMs: 600_000 + slack,
+        run: runM1,
       },
       {
         id: "B4",

@@ -27,6 +27,8 @@ export interface SubscribersConfig {
     /** Index of the account in the orchestrator's list (echoed in results). */
     readonly accountIndex: number;
     readonly afterSequence: number;
+    /** This subscriber's bearer token. @default config.token */
+    readonly token?: string;
   }[];
   /** Sockets opening at once. @default 100 */
   readonly connectConcurrency?: number;
@@ -132,7 +134,10 @@ async function main(): Promise<void> {
       };
       socket.on("open", () => {
         socket.send(
-          JSON.stringify({ type: "connection_init", payload: { authorization: `Bearer ${config.token}` } }),
+          JSON.stringify({
+            type: "connection_init",
+            payload: { authorization: `Bearer ${sub.token ?? config.token}` },
+          }),
         );
       });
       socket.on("message", (raw: Buffer) => {

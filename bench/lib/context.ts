@@ -24,6 +24,8 @@ export interface Sizes {
   readonly b3bSubscribers: number;
   readonly b3bRatePerSecond: number;
   readonly b3bDurationMs: number;
+  /** M1: idle subscribers on one instance. */
+  readonly m1Subscribers: number;
   readonly b4Generations: number;
   readonly b4Accounts: number;
   readonly b5Entries: number;
@@ -46,6 +48,7 @@ export const FULL: Sizes = {
   b3bSubscribers: 500,
   b3bRatePerSecond: 20,
   b3bDurationMs: 30_000,
+  m1Subscribers: 10_000,
   b4Generations: 100_000,
   b4Accounts: 1_000,
   b5Entries: 1_000_000,
@@ -68,6 +71,7 @@ export const QUICK: Sizes = {
   b3bSubscribers: 100,
   b3bRatePerSecond: 20,
   b3bDurationMs: 5_000,
+  m1Subscribers: 1_000,
   b4Generations: 5_000,
   b4Accounts: 500,
   b5Entries: 50_000,
@@ -92,6 +96,12 @@ export interface BenchContext {
   readonly secret: string;
   /** A `service` token (all mutations). */
   readonly serviceToken: string;
+  /**
+   * A `service` token of its own for each account's dashboard backend
+   * (subject `bench-dashboard-<index>`), so subscribers count against many
+   * principals' subscription caps, as 10,000 dashboards would, not one.
+   */
+  dashboardToken(accountIndex: number): Promise<string>;
   readonly maxConnections: number;
   /** Scratch folder for child configs and results. */
   readonly workDir: string;
