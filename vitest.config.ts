@@ -42,6 +42,7 @@ const NO_DATABASE = [
   "test/docs/links.test.ts",
   "test/faults/id-fuzz.test.ts", // id and cursor parsing happens before any query
   "test/hardening/connections.test.ts",
+  "test/install/dependencies.test.ts",
   "test/hardening/document-cache.test.ts",
   "test/hardening/introspection.test.ts",
   "test/hardening/metrics-access.test.ts",
