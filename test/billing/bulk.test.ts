@@ -263,3 +263,39 @@ describe("bulk reserve and settle", () => {
     expect(await billing.balance(accountId)).toMatchObject({ available: 100, held: 0 });
   });
 });
+
+describe("bulk calls and the rate limit", () => {
+  let billing: Billing;
+  beforeAll(async () => {
+    billing = await Billing.start({ rateLimitServicePerSecond: 5, reaperEnabled: false });
+  });
+  afterAll(async () => {
+    await billing.close();
+    await closeSql();
+  });
+
+  it("counts a bulk call as one mutation per item: 11 items exceed a burst of 10 and write nothing", async () => {
+    const accountId = await billing.account(1_000);
+    const token = await billing.server.token(unique("bulk-limited"), "service");
+    const items = (n: number) =>
+      Array.from({ length: n }, () => ({
+        idempotencyKey: unique("bulk-limit"),
+        accountId,
+        feature: "Image",
+        unitCost: 1,
+      }));
+    const refused = await billing.server.post(token, {
+      query: RESERVE_MANY,
+      variables: { input: { items: items(11) } },
+    });
+    expect(refused.status).toBe(429);
+    const body = (await refused.json()) as Json;
+    expect(body.errors?.[0]?.extensions?.code).toBe("RATE_LIMITED");
+    expect(body.errors?.[0]?.message).toMatch(/11 mutations.*at most 10/);
+    expect(await billing.balance(accountId)).toMatchObject({ available: 1_000, held: 0 });
+    const taken = dataOf<Json>(await billing.call(token, RESERVE_MANY, { input: { items: items(10) } }));
+    expect(tally(taken.reserveGenerations.results.map((r: Json) => r.__typename))).toEqual({
+      ReserveGenerationSuccess: 10,
+    });
+  });
+});
