@@ -139,6 +139,28 @@ describe("bulk reserve and settle", () => {
     expect(await auditAccount(accountId)).toEqual([]);
   });
 
+  it("puts an item on its board, and answers NotFoundError for a board of another account", async () => {
+    const [accountId, otherId] = await Promise.all([billing.account(100), billing.account(100)]);
+    const createBoard = `mutation($input: CreateBoardInput!) { createBoard(input: $input) { ... on CreateBoardSuccess { board { id } } } }`;
+    const boardOf = async (id: string) =>
+      dataOf<Json>(
+        await billing.call(billing.service, createBoard, { input: { accountId: id, name: "Bulk" } }),
+      ).createBoard.board.id;
+    const [board, otherBoard] = await Promise.all([boardOf(accountId), boardOf(otherId)]);
+    const answer = await reserveMany([
+      reserveItem(accountId, { boardId: board }),
+      reserveItem(accountId, { boardId: otherBoard }),
+    ]);
+    expect(typenames(answer)).toEqual(["ReserveGenerationSuccess", "NotFoundError"]);
+    expect(answer.results[1].message).toBe("Board not found");
+    const rows = await sql().query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM board_item WHERE board_id = $1",
+      [localIdOf(board)],
+    );
+    expect(rows[0]?.n).toBe(1);
+    expect(await billing.balance(accountId)).toMatchObject({ available: 90, held: 10 });
+  });
+
   it("items of one call on several accounts share one transaction (one moment for all)", async () => {
     const accounts = await Promise.all(Array.from({ length: 8 }, () => billing.account(100)));
     const answer = await reserveMany(accounts.map((accountId) => reserveItem(accountId)));
