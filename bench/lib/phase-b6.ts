@@ -6,6 +6,7 @@
  * runs in the bench process: at 100 items a request it sends few requests,
  * and its CPU is measured and reported beside the server's.
  */
+import { mkdirSync, readdirSync } from "node:fs";
 import {
   ACCOUNT_CREDITS,
   audit,
@@ -16,6 +17,7 @@ import {
 } from "./context.ts";
 import { globalId, seedAccounts } from "./db.ts";
 import { GraphQLHttpClient } from "./http.ts";
+import { summarizeProfile } from "./profile.ts";
 import { atLeast, info, zero } from "./report.ts";
 import { startServer } from "./server.ts";
 import { round, summarize } from "./stats.ts";
@@ -144,12 +146,18 @@ export async function runB6(ctx: BenchContext, record: PhaseRecorder): Promise<v
   const ids = await seedAccounts(ctx.db, B6_PREFIX, ctx.sizes.b1Accounts, ACCOUNT_CREDITS, "B6");
   await ctx.db.query("ANALYZE");
   const accounts = ids.map((id) => globalId("Account", id));
+  // With --profile the B6 server itself is profiled: the bulk path's costs differ from B1's.
+  const profileDir = `${ctx.profileDir}/b6-${Date.now()}`;
+  if (ctx.profile) mkdirSync(profileDir, { recursive: true });
+  const started = Date.now();
   const instance = await startServer({
     name: "b6",
     databaseUrl: ctx.databaseUrl,
     secret: ctx.secret,
     redisUrl: ctx.redisUrl,
+    nodeArgs: ctx.profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [],
   });
+  const loadStarted = Date.now();
   const tally: Tally = { cycles: 0, cyclesAll: 0, errors: 0, samples: [], callMs: [] };
   const http = new GraphQLHttpClient(instance.url, ctx.serviceToken, CLIENTS);
   try {
@@ -251,4 +259,27 @@ export async function runB6(ctx: BenchContext, record: PhaseRecorder): Promise<v
     http.close();
     await instance.stop();
   }
+  if (ctx.profile)
+    noteProfile(record, profileDir, {
+      fromMs: loadStarted - started + ctx.sizes.httpWarmupMs,
+      toMs: loadStarted - started + ctx.sizes.httpWarmupMs + ctx.sizes.httpDurationMs,
+    });
+}
+
+/** The busiest thread's profile of the B6 server: where its CPU went, by package and by function. */
+function noteProfile(record: PhaseRecorder, dir: string, window: { fromMs: number; toMs: number }): void {
+  const summary = readdirSync(dir)
+    .filter((file) => file.endsWith(".cpuprofile"))
+    .map((file) => summarizeProfile(`${dir}/${file}`, window))
+    .sort((a, b) => b.busyMs - a.busyMs)[0];
+  if (summary === undefined) return;
+  record.details.profile = summary;
+  const lines = (list: readonly { name: string; selfPercent: number }[], n: number) =>
+    list
+      .slice(0, n)
+      .map((line) => `${line.name} ${line.selfPercent}%`)
+      .join(", ");
+  record.note(
+    `Server profile (${summary.file}): busiest packages (native work charged to its caller) ${lines(summary.byPackageAttributed, 8)}; top functions by self time ${lines(summary.topFunctions, 10)}.`,
+  );
 }
