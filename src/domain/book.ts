@@ -14,6 +14,7 @@ import {
   type RefundReason,
 } from "./model.ts";
 import type { Notice } from "./notices.ts";
+import type { SpendCapState } from "./spend-caps.ts";
 
 /** A stored mutation outcome (see idempotency.ts). */
 export interface IdempotencyDraft {
@@ -71,6 +72,8 @@ export class Book {
   readonly changes: AccountChange[] = [];
   /** Outbound notices decided in this transaction, stored with it (notices.ts). */
   readonly notices: Notice[] = [];
+  /** Spend caps of the members this transaction reserves for, with their spending (spend-caps.ts). */
+  readonly spendCaps: SpendCapState[] = [];
   private openTransfer: Transfer | null = null;
 
   constructor(

@@ -1,4 +1,5 @@
 import type { Sql } from "../db/database.ts";
+import { capsWithSpentQuery, parseSpendCap, type SpendCapRow } from "../db/spend-caps.ts";
 import { assert } from "./assert.ts";
 import type { Book } from "./book.ts";
 import type {
@@ -10,6 +11,7 @@ import type {
   LedgerEntryRecord,
   PostingRecord,
 } from "./model.ts";
+import { periodStart, type SpendCapState } from "./spend-caps.ts";
 import { UUID } from "./uuid.ts";
 
 /**
@@ -64,6 +66,7 @@ interface LoadedRow {
     draws: Json<DrawState>[];
   })[];
   records: StoredIdempotency[];
+  caps: SpendCapRow[];
 }
 
 /**
@@ -110,9 +113,11 @@ export function lockedAccounts(rows: readonly unknown[]): Map<string, AccountSta
  * Loads, after the lock (so in a fresh READ COMMITTED snapshot), the locked
  * accounts' open grants (credits remaining or held, due to expire, or drawn
  * by the requested generations), the requested generations with items and
- * draws, and the stored idempotency records for the batch's keys. Grants and
- * generations carry their `accountId`: a caller hands each account only its
- * own (a generation of another account is not found).
+ * draws, the stored idempotency records for the batch's keys, and the spend
+ * caps of `capMembers` (the members the batch's reserves are for) with what
+ * each spent in its period. Grants, generations and caps carry their
+ * `accountId`: a caller hands each account only its own (a generation of
+ * another account is not found).
  */
 export async function loadForBatch(
   tx: Sql,
@@ -120,7 +125,13 @@ export async function loadForBatch(
   generationIds: readonly string[],
   keys: readonly IdempotencyLookup[],
   now: Date,
-): Promise<{ grants: GrantState[]; generations: GenerationState[]; records: StoredIdempotency[] }> {
+  capMembers: readonly string[] = [],
+): Promise<{
+  grants: GrantState[];
+  generations: GenerationState[];
+  records: StoredIdempotency[];
+  caps: SpendCapState[];
+}> {
   const rows = await tx.query<LoadedRow>(
     `SELECT
       (SELECT coalesce(json_agg(g ORDER BY g."createdAt", g.id), '[]'::json) FROM (
@@ -148,7 +159,8 @@ export async function loadForBatch(
               'requestHash', r.request_hash, 'accountId', r.account_id, 'result', r.result)), '[]'::json)
          FROM idempotency_record r
          JOIN unnest($3::text[], $4::text[], $5::text[]) AS k(principal, operation, key)
-           ON r.principal = k.principal AND r.operation = k.operation AND r.key = k.key) AS records`,
+           ON r.principal = k.principal AND r.operation = k.operation AND r.key = k.key) AS records,
+      (SELECT coalesce(json_agg(c), '[]'::json) FROM (${capsWithSpentQuery("$1::uuid[]", "$7", "$8", "$9")}) c) AS caps`,
     [
       accountIds,
       generationIds,
@@ -156,6 +168,9 @@ export async function loadForBatch(
       keys.map((k) => k.operation),
       keys.map((k) => k.key),
       now,
+      capMembers,
+      periodStart("DAY", now),
+      periodStart("MONTH", now),
     ],
     // Prepared: this statement was re-planned on every batch (0.4 ms of planning each).
     "creditbook_load_accounts",
@@ -166,6 +181,7 @@ export async function loadForBatch(
     grants: row.grants.map(parseGrant),
     generations: row.generations.map(parseGeneration),
     records: row.records,
+    caps: row.caps.map(parseSpendCap),
   };
 }
 

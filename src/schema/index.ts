@@ -10,6 +10,8 @@ import "./generation.ts";
 import "./ledger-entry.ts";
 import "./board.ts";
 import "./spending.ts";
+import "./prices.ts";
+import "./spend-caps.ts";
 import "./errors.ts";
 import "./audit.ts";
 import "./subscriptions.ts";

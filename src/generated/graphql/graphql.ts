@@ -93,7 +93,9 @@ export type ErrorCode =
   /** The object does not exist, or the caller may not see it. */
   | 'NOT_FOUND'
   /** A support refund above what is still refundable; nothing was refunded. */
-  | 'REFUND_EXCEEDS_CHARGE';
+  | 'REFUND_EXCEEDS_CHARGE'
+  /** The reserve would take the member past a spend cap on the account; nothing was held. */
+  | 'SPEND_CAP_EXCEEDED';
 
 /** Narrows `generations`; every condition given must hold. */
 export type GenerationFilter = {
@@ -267,8 +269,8 @@ export type ReserveGenerationInput = {
   requestedBy?: string | null | undefined;
   /** Seconds until unfinished items time out and are refunded: 1 to 86400 (default 9000, 150 minutes). */
   timeoutSeconds?: number | null | undefined;
-  /** Credits per item: positive; the most a delivered item can be charged. */
-  unitCost: number;
+  /** Credits per item: positive; the most a delivered item can be charged. Omitted: the rate card's current price of (feature, model), else of the feature (see `prices`); the generation keeps it. */
+  unitCost?: number | null | undefined;
 };
 
 /** The outcomes of a generation's items, as the platform learned them. */
@@ -356,6 +358,7 @@ export type ReserveGenerationMutation = { reserveGeneration:
     | { __typename: 'InvalidInputError', field: string | null, code: ErrorCode, message: string }
     | { __typename: 'NotFoundError', code: ErrorCode, message: string }
     | { __typename: 'ReserveGenerationSuccess', replayed: boolean, generation: { id: string, requestedBy: string | null, feature: string, model: string | null, status: GenerationStatus, quantity: number, unitCost: number, reserved: number, charged: number, refunded: number, released: number, failureReason: RefundReason | null, failureMessage: string | null, deadline: string, createdAt: string, finishedAt: string | null, items: Array<{ index: number, status: ItemStatus, reserved: number, charged: number, refunded: number, reason: RefundReason | null, message: string | null }> }, balance: { accountId: string, available: number, held: number, total: number, subscription: number, wallet: number, sequence: number, updatedAt: string, nextExpiry: { amount: number, at: string } | null } }
+    | { __typename: 'SpendCapExceededError', code: ErrorCode, message: string }
    };
 
 export type SettleGenerationMutationVariables = Exact<{
