@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dataOf, unique } from "../support/harness.ts";
 import { onPglite } from "../support/test-database.ts";
 import { Billing, closeSql, type Json, sql } from "./ops.ts";
+import { QUOTE, setCap } from "./pricing.ts";
 
 const SET_PRICE = `mutation SetPrice($input: SetPriceInput!) {
   setPrice(input: $input) {
@@ -13,11 +14,6 @@ const SET_PRICE = `mutation SetPrice($input: SetPriceInput!) {
   }
 }`;
 const PRICES = `query Prices($feature: String) { prices(feature: $feature) { id feature model unitCost effectiveFrom } }`;
-export const QUOTE = `query Quote($accountId: ID!, $feature: String!, $model: String, $quantity: Int, $unitCost: Credits, $requestedBy: String) {
-  quoteGeneration(accountId: $accountId, feature: $feature, model: $model, quantity: $quantity, unitCost: $unitCost, requestedBy: $requestedBy) {
-    unitCost total available affordable shortfall capRemaining
-  }
-}`;
 
 describe.concurrent("rate card and quotes", () => {
   let billing: Billing;
@@ -161,25 +157,3 @@ describe.concurrent("rate card and quotes", () => {
     );
   });
 });
-
-const SET_CAP = `mutation SetCap($input: SetSpendCapInput!) {
-  setSpendCap(input: $input) {
-    __typename
-    ... on SetSpendCapSuccess { cap { memberId period amount spent remaining resetsAt } }
-    ... on Error { code message }
-    ... on InvalidInputError { field }
-  }
-}`;
-
-/** Sets a cap with the service token (or `token`); answers the union member. */
-export async function setCap(
-  billing: Billing,
-  accountId: string,
-  memberId: string,
-  period: "DAY" | "MONTH",
-  amount: number | null,
-  token = billing.service,
-): Promise<Json> {
-  return dataOf<Json>(await billing.call(token, SET_CAP, { input: { accountId, memberId, period, amount } }))
-    .setSpendCap;
-}
