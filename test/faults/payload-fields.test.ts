@@ -135,6 +135,8 @@ describe("every field of every success payload", () => {
       reason: "BILLING_ERROR",
     });
     await run("adjustBalance", { idempotencyKey: unique("adjust"), accountId, amount: 7, note: "Goodwill" });
+    await run("setBalanceAlert", { accountId, threshold: 100 });
+    await run("clearBalanceAlert", { accountId });
 
     const mutations = Object.keys(schema.getMutationType()?.getFields() ?? {});
     expect([...covered].sort()).toEqual([...mutations].sort());
