@@ -178,6 +178,9 @@ describe("balance alerts", () => {
       );
       return localId(data.grantCredits.grant.id, "Grant") ?? "";
     };
+    // Drawn first (soonest expiry) and all held by the reserve: no credits left, so no notice.
+    const heldGrant = await grantAt(hour, 50);
+    await service.reserve(accountId, { unitCost: 50 });
     const soon = await grantAt(2 * hour);
     const later = await grantAt(100 * hour);
     const noticedAt = async (grantId: string) => {
@@ -195,6 +198,39 @@ describe("balance alerts", () => {
     await server.app.reaper.round();
     expect(await noticedAt(soon)).toEqual(first);
     expect(await noticedAt(later)).toBeNull();
+    expect(await noticedAt(heldGrant)).toBeNull();
+  });
+
+  it("fires when the reaper's expiry takes available below the threshold", async () => {
+    const { service, ownerToken, accountId } = await accountWithOwner(server.url, 100);
+    const lows = open(ownerToken).subscribe<Json>(BALANCE_LOW, { accountId });
+    await warmUpAlerts(service, accountId, lows);
+    await settle(200);
+    const before = lows.values.length;
+    const expiresAt = new Date(Date.now() + 1_500);
+    const granted = await service.gql(
+      `mutation($input: GrantCreditsInput!) { grantCredits(input: $input) { __typename } }`,
+      {
+        input: {
+          idempotencyKey: unique("grant"),
+          accountId,
+          source: "SUBSCRIPTION",
+          amount: 400,
+          expiresAt: expiresAt.toISOString(),
+        },
+      },
+    );
+    expect(granted.grantCredits.__typename).toBe("GrantCreditsSuccess");
+    expect((await setAlert(service, accountId, 300)).balanceAlert).toEqual({
+      threshold: 300,
+      triggered: false,
+    });
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiresAt.getTime() - Date.now() + 100)));
+    await server.app.reaper.round();
+    await lows.waitFor((values) => values.length > before, "the balanceLow of the expiry");
+    expect(lows.values.slice(before).map((value) => value.balanceLow)).toEqual([
+      { accountId, threshold: 300, available: 100, at: expect.any(String) },
+    ]);
   });
 });
 
