@@ -1,5 +1,6 @@
 import type { Database } from "../db/database.ts";
 import { isOutcomeUnknown } from "../db/unavailable.ts";
+import type { BalanceLowEvent } from "./alerts.ts";
 import { assert } from "./assert.ts";
 import { type BalanceSnapshot, balanceOf } from "./balance.ts";
 import { type AccountChange, Book } from "./book.ts";
@@ -64,6 +65,8 @@ export interface CommittedBatch {
   readonly balance: BalanceSnapshot;
   /** Status after commit of every generation the batch changed (entries derive their status from it). */
   readonly generationStatuses: Readonly<Record<string, GenerationStatus>>;
+  /** Falls below the account's alert threshold that this transaction decided (alerts.ts). */
+  readonly balanceLow: readonly BalanceLowEvent[];
 }
 
 export interface ExecutorOptions {
@@ -426,6 +429,7 @@ export class Executor {
         changes: book.changes,
         balance: balanceOf(book.account, book.grants(), book.now),
         generationStatuses,
+        balanceLow: book.balanceLow,
       });
     } catch (error) {
       // Publishing is best effort: the ledger is the truth and subscribers catch up from it.

@@ -47,6 +47,8 @@ interface AccountRow {
   sequence: number;
   updated_at: Date;
   reserved_volume: bigint;
+  alert_threshold: bigint | null;
+  alert_triggered: boolean;
 }
 
 type Json<T> = {
@@ -86,7 +88,8 @@ export function lockAccountsStatement(accountIds: readonly string[], skipLocked 
     .sort()
     .map((id) => `'${id}'`)
     .join(", ");
-  return `SELECT id, kind, available, held, subscription, wallet, sequence, updated_at, reserved_volume
+  return `SELECT id, kind, available, held, subscription, wallet, sequence, updated_at, reserved_volume,
+            alert_threshold, alert_triggered
        FROM account WHERE id IN (${ids}) ORDER BY id FOR UPDATE${skipLocked ? " SKIP LOCKED" : ""}`;
 }
 
@@ -104,6 +107,8 @@ export function lockedAccounts(rows: readonly unknown[]): Map<string, AccountSta
       sequence: row.sequence,
       updatedAt: row.updated_at,
       reservedVolume: row.reserved_volume,
+      alertThreshold: row.alert_threshold,
+      alertTriggered: row.alert_triggered,
     });
   }
   return accounts;
@@ -136,7 +141,8 @@ export async function loadForBatch(
     `SELECT
       (SELECT coalesce(json_agg(g ORDER BY g."createdAt", g.id), '[]'::json) FROM (
          SELECT id, account_id AS "accountId", source, amount::text, remaining::text, held::text,
-                expires_at AS "expiresAt", expired_at AS "expiredAt", reference, title, created_at AS "createdAt"
+                expires_at AS "expiresAt", expired_at AS "expiredAt",
+                expiry_noticed_at AS "expiryNoticedAt", reference, title, created_at AS "createdAt"
            FROM credit_grant WHERE account_id = ANY($1::uuid[])
             AND (remaining > 0 OR held > 0 OR (expired_at IS NULL AND expires_at <= $6)
                  OR id IN (SELECT grant_id FROM generation_draw WHERE generation_id = ANY($2::uuid[])))) g) AS grants,
@@ -196,6 +202,7 @@ function parseGrant(row: Json<GrantState>): GrantState {
     held: BigInt(row.held),
     expiresAt: dateOrNull(row.expiresAt),
     expiredAt: dateOrNull(row.expiredAt),
+    expiryNoticedAt: dateOrNull(row.expiryNoticedAt),
     createdAt: date(row.createdAt),
   };
 }
@@ -243,6 +250,7 @@ const GRANT_INSERT: Columns = [
   ["held", "bigint", "held"],
   ["expires_at", "timestamptz", "expiresAt"],
   ["expired_at", "timestamptz", "expiredAt"],
+  ["expiry_noticed_at", "timestamptz", "expiryNoticedAt"],
   ["reference", "text", "reference"],
   ["title", "text", "title"],
   ["created_at", "timestamptz", "createdAt"],
@@ -252,6 +260,7 @@ const GRANT_UPDATE: Columns = [
   ["remaining", "bigint", "remaining"],
   ["held", "bigint", "held"],
   ["expired_at", "timestamptz", "expiredAt"],
+  ["expiry_noticed_at", "timestamptz", "expiryNoticedAt"],
 ];
 const GENERATION_INSERT: Columns = [
   ["id", "uuid", "id"],
@@ -363,6 +372,8 @@ const ACCOUNT_UPDATE: Columns = [
   ["sequence", "integer", "sequence"],
   ["updated_at", "timestamptz", "updatedAt"],
   ["reserved_volume", "bigint", "reservedVolume"],
+  ["alert_threshold", "bigint", "alertThreshold"],
+  ["alert_triggered", "boolean", "alertTriggered"],
 ];
 
 function recordset(key: string, columns: Columns): string {

@@ -14,6 +14,7 @@ import "./prices.ts";
 import "./spend-caps.ts";
 import "./errors.ts";
 import "./audit.ts";
+import "./alerts.ts";
 import "./subscriptions.ts";
 
 /** The executable schema. */

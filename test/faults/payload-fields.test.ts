@@ -137,6 +137,8 @@ describe("every field of every success payload", () => {
     await run("adjustBalance", { idempotencyKey: unique("adjust"), accountId, amount: 7, note: "Goodwill" });
     await run("setPrice", { feature: unique("Priced"), model: "m", unitCost: 3 });
     await run("setSpendCap", { accountId, memberId: ownerId, period: "DAY", amount: 500 });
+    await run("setBalanceAlert", { accountId, threshold: 100 });
+    await run("clearBalanceAlert", { accountId });
 
     const mutations = Object.keys(schema.getMutationType()?.getFields() ?? {});
     expect([...covered].sort()).toEqual([...mutations].sort());
