@@ -75,15 +75,18 @@ export async function reserveGenerations(
   const boards = await ledger.boardAccounts(
     items.flatMap((item) => ("ok" in item || item.boardId == null ? [] : [item.boardId])),
   );
-  const prepared = items.map((item) => {
-    if ("ok" in item) return { failure: item };
-    const reserve = ledger.prepareReserve(principal, item);
-    if (!("operation" in reserve)) return { failure: reserve };
-    if (item.boardId != null && boards.get(item.boardId) !== item.accountId) {
-      return { failure: { ok: false as const, error: new NotFoundError("Board") } };
-    }
-    return { reserve };
-  });
+  // Preparing is asynchronous only for an item without a unitCost (its price is looked up).
+  const prepared = await Promise.all(
+    items.map(async (item) => {
+      if ("ok" in item) return { failure: item };
+      const reserve = await ledger.prepareReserve(principal, item);
+      if (!("operation" in reserve)) return { failure: reserve };
+      if (item.boardId != null && boards.get(item.boardId) !== item.accountId) {
+        return { failure: { ok: false as const, error: new NotFoundError("Board") } };
+      }
+      return { reserve };
+    }),
+  );
   const results = await runTogether(
     ledger,
     prepared.map((item) => item.reserve?.operation ?? (item.failure as Failure)),

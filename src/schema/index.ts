@@ -11,8 +11,11 @@ import "./bulk.ts";
 import "./ledger-entry.ts";
 import "./board.ts";
 import "./spending.ts";
+import "./prices.ts";
+import "./spend-caps.ts";
 import "./errors.ts";
 import "./audit.ts";
+import "./alerts.ts";
 import "./subscriptions.ts";
 
 /** The executable schema. */
