@@ -161,6 +161,24 @@ describe("bulk reserve and settle", () => {
     expect(await billing.balance(accountId)).toMatchObject({ available: 90, held: 10 });
   });
 
+  it("an item without unitCost pays the rate card's price; with no price it is that item's InvalidInputError", async () => {
+    const accountId = await billing.account(100);
+    const feature = unique("Bulk priced");
+    const setPrice = `mutation($input: SetPriceInput!) { setPrice(input: $input) { __typename } }`;
+    const priced = dataOf<Json>(
+      await billing.call(billing.admin, setPrice, { input: { feature, unitCost: 7 } }),
+    );
+    expect(priced.setPrice.__typename).toBe("SetPriceSuccess");
+    const answer = await reserveMany([
+      reserveItem(accountId, { feature, unitCost: undefined }),
+      reserveItem(accountId, { feature: unique("Unpriced"), unitCost: undefined }),
+    ]);
+    expect(typenames(answer)).toEqual(["ReserveGenerationSuccess", "InvalidInputError"]);
+    expect(answer.results[0].generation.reserved).toBe(7);
+    expect(answer.results[1].field).toBe("items[1].unitCost");
+    expect(await billing.balance(accountId)).toMatchObject({ available: 93, held: 7 });
+  });
+
   it("items of one call on several accounts share one transaction (one moment for all)", async () => {
     const accounts = await Promise.all(Array.from({ length: 8 }, () => billing.account(100)));
     const answer = await reserveMany(accounts.map((accountId) => reserveItem(accountId)));
