@@ -26,6 +26,9 @@ export interface IdempotencyDraft {
   readonly expiresAt: Date;
 }
 
+/** The actor of entries no request caused: the reaper, expiry and other background work. */
+export const SYSTEM_ACTOR = "system";
+
 export interface BoardItemDraft {
   readonly boardId: string;
   readonly generationId: string;
@@ -72,6 +75,11 @@ export class Book {
   /** Outbound notices decided in this transaction, stored with it (notices.ts). */
   readonly notices: Notice[] = [];
   private openTransfer: Transfer | null = null;
+  /**
+   * Who causes the entries being written: set by the executor around each
+   * operation, SYSTEM_ACTOR otherwise (expiry and timeouts a batch runs first).
+   */
+  actor: string = SYSTEM_ACTOR;
 
   constructor(
     readonly account: AccountState,
@@ -430,6 +438,7 @@ export class Transfer {
         grantId: draft.grantId ?? null,
         transferId: this.id,
         createdAt: now,
+        actor: this.book.actor,
       };
       balance = record.balanceAfter;
       return record;

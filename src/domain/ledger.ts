@@ -256,6 +256,7 @@ export class Ledger {
       operation: "grantCredits",
       accountId: input.accountId,
       generationIds: [],
+      actor: principal,
       idempotency: this.idempotency(principal, "grantCredits", key, input),
       apply: (book) => grantCredits(book, { accountId: input.accountId, source: input.source, ...grant }),
     });
@@ -272,6 +273,7 @@ export class Ledger {
       operation: "adjustBalance",
       accountId: input.accountId,
       generationIds: [],
+      actor: principal,
       idempotency: this.idempotency(principal, "adjustBalance", checked.key, input),
       apply: (book) =>
         adjustBalance(book, { accountId: input.accountId, amount: checked.amount, note: checked.note }),
@@ -325,6 +327,7 @@ export class Ledger {
       operation: "reserveGeneration",
       accountId: input.accountId,
       generationIds: [],
+      actor: principal,
       idempotency: this.idempotency(principal, "reserveGeneration", checked.key, input),
       apply: (book) =>
         reserveGeneration(book, {
@@ -405,6 +408,7 @@ export class Ledger {
     if (checked instanceof InvalidInputError) return fail(checked);
     return this.onGeneration(input.generationId, () => ({
       operation: "settleGeneration",
+      actor: principal,
       idempotency: this.idempotency(principal, "settleGeneration", checked.key, input),
       apply: (book) => {
         const generation = book.generation(input.generationId);
@@ -431,6 +435,7 @@ export class Ledger {
     if (checked instanceof InvalidInputError) return fail(checked);
     return this.onGeneration(input.generationId, () => ({
       operation: "refundGeneration",
+      actor: principal,
       idempotency: this.idempotency(principal, "refundGeneration", checked.key, input),
       apply: (book) =>
         refundGeneration(book, {
@@ -449,6 +454,7 @@ export class Ledger {
     if (checked instanceof InvalidInputError) return fail(checked);
     return this.onGeneration(input.generationId, () => ({
       operation: "cancelGeneration",
+      actor: principal,
       idempotency: this.idempotency(principal, "cancelGeneration", checked, input),
       apply: (book) =>
         refundGeneration(book, {
@@ -471,6 +477,7 @@ export class Ledger {
     if (checked instanceof InvalidInputError) return fail(checked);
     return this.onGeneration(input.generationId, () => ({
       operation: "supportRefund",
+      actor: principal,
       idempotency: this.idempotency(principal, "supportRefund", checked.key, input),
       apply: (book) =>
         supportRefund(book, {

@@ -1,3 +1,4 @@
+import { SYSTEM_ACTOR } from "./book.ts";
 import type { Operation } from "./executor.ts";
 import { expireDueGrants } from "./grants.ts";
 import { timeOutOverdue } from "./settle.ts";
@@ -26,6 +27,7 @@ export function reapAccount(accountId: string, generationIds: readonly string[])
     accountId,
     generationIds,
     idempotency: null,
+    actor: SYSTEM_ACTOR,
     background: true,
     apply: (book) => {
       // Expiry first, as every other batch does it: a timeout's refund must not land on an expired grant.
