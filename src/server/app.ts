@@ -9,18 +9,21 @@ import { WebSocketServer } from "ws";
 import type { Database } from "../db/database.ts";
 import { openDatabase } from "../db/open.ts";
 import { Access, type Principal } from "../domain/access.ts";
+import { ApiKeys, apiKeyPepper } from "../domain/api-keys.ts";
 import { type EventBus, eventOf } from "../domain/events.ts";
 import { Ledger } from "../domain/ledger.ts";
+import { InProcessRevocationTransport, Revocations } from "../domain/revocations.ts";
 import { Reaper } from "../jobs/reaper.ts";
 import { createLogger, currentRequestId, inRequest, iterateInRequest, type Logger } from "../log.ts";
 import type { Context } from "../schema/context.ts";
 import { schema } from "../schema/index.ts";
-import { atExpiry, Realtime } from "../schema/live/realtime.ts";
+import { atExpiry, CLOSE_FORBIDDEN, Realtime } from "../schema/live/realtime.ts";
 import { createLoaders } from "../schema/loaders.ts";
-import { AuthenticationError, bearerToken, resolveSecret, TokenService } from "./auth.ts";
+import { AuthenticationError, resolveSecret, TokenService } from "./auth.ts";
 import type { Config } from "./config.ts";
 import { limitConnections, serverTimeouts } from "./connections.ts";
 import { corsOption, corsVaryPlugin } from "./cors.ts";
+import { Credentials } from "./credentials.ts";
 import { handleDashboard } from "./dashboard.ts";
 import { databaseFaultAnswer } from "./database-faults.ts";
 import { documentCachePlugin } from "./document-cache.ts";
@@ -38,6 +41,7 @@ import {
   resolveWsDocument,
 } from "./persisted.ts";
 import { MutationRateLimit } from "./rate-limit.ts";
+import { RedisRevocationTransport } from "./revocations.ts";
 import { sharedEventsPlugin } from "./shared-events.ts";
 import { Shutdown } from "./shutdown.ts";
 import { graphqlSsePlugin } from "./sse.ts";
@@ -151,10 +155,20 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     redisUrl: config.redisUrl,
   });
 
-  const principalOf = async (authorization: string | null | undefined): Promise<Principal | null> => {
-    const token = bearerToken(authorization);
-    return token === undefined ? null : tokens.verify(token);
-  };
+  const apiKeys = new ApiKeys(db, apiKeyPepper(config.apiKeyPepper, secret), {
+    warn: (message) => log.warn(message),
+  });
+  const revocations = new Revocations(
+    config.redisUrl === undefined
+      ? new InProcessRevocationTransport()
+      : new RedisRevocationTransport(config.redisUrl, (message) => log.warn(message)),
+  );
+  revocations.onRevocation((revocation) => {
+    if (revocation.kind === "apiKey") apiKeys.revoked(revocation.apiKeyId);
+  });
+  const credentials = new Credentials(apiKeys, tokens);
+  const principalOf = (authorization: string | null | undefined): Promise<Principal | null> =>
+    credentials.principalOf(authorization);
   /** Whether a request may send a raw document when only persisted operations are accepted. */
   const mayUseRawDocuments = async (request: Request): Promise<boolean> => {
     try {
@@ -246,6 +260,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         events,
         realtime,
         loaders: createLoaders(db),
+        apiKeys,
+        revocations,
         closeTransport,
       };
     },
@@ -327,11 +343,16 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           return false;
         }
         (ctx.extra as { principal: Principal | null }).principal = principal;
+        const { socket } = ctx.extra;
         if (principal.exp !== null) {
-          const { socket } = ctx.extra;
           const cancel = atExpiry(principal.exp, () => socket.close(CLOSE_UNAUTHORIZED, "Token expired"));
           socket.once("close", cancel);
         }
+        // A revoked API key loses the whole socket, with or without subscriptions on it.
+        socket.once(
+          "close",
+          revocations.watch(principal, null, (reason) => socket.close(CLOSE_FORBIDDEN, reason)),
+        );
         return true;
       },
       onSubscribe: async (ctx, _id, payload) => {
@@ -446,6 +467,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         server.closeAllConnections();
         await metricsEndpoint.close();
         await events.close();
+        await revocations.close();
         await limiter?.close();
         if (options.database === undefined) await db.close();
         await tracing?.close();

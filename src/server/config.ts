@@ -23,6 +23,11 @@ export interface Config {
   redisUrl: string | undefined;
   /** HS256 secret; unset is allowed only in embedded mode. */
   authJwtSecret: string | undefined;
+  /**
+   * HMAC key of stored API key hashes (≥ 32 characters); unset → derived from
+   * the JWT secret (AUTH_JWT_SECRET or the embedded one). See api-keys.ts.
+   */
+  apiKeyPepper: string | undefined;
   /** How long idempotency keys are kept. @default 24 // hours */
   idempotencyTtlHours: number;
   /** How often the reaper looks for overdue generations and expired grants. @default 1_000 // 1 second */
@@ -166,6 +171,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: text("DATA_DIR") ?? "./.data",
     redisUrl: url("REDIS_URL", ["redis:", "rediss:"]),
     authJwtSecret,
+    apiKeyPepper: secretOf("API_KEY_PEPPER", 32),
     idempotencyTtlHours: integer("IDEMPOTENCY_TTL_HOURS", 24, 24, 24 * 365),
     reaperIntervalMs: integer("REAPER_INTERVAL_MS", 1_000, 50, 60_000),
     reaperEnabled: boolean("REAPER_ENABLED", true),
