@@ -46,6 +46,8 @@ const PEPPER_LABEL = "creditbook api key pepper v1";
  */
 export function apiKeyPepper(configured: string | undefined, jwtSecret: string): Buffer {
   if (configured !== undefined) return Buffer.from(configured, "utf8");
+  // Config refuses a server with neither (DATABASE_URL, AUTH_JWKS_URL and no secret): never empty here.
+  if (jwtSecret === "") throw new Error("API key hashes need API_KEY_PEPPER or a JWT secret");
   return createHmac("sha256", jwtSecret).update(PEPPER_LABEL).digest();
 }
 

@@ -32,6 +32,7 @@ import { InProcessEventBus, RedisEventBus } from "./events.ts";
 import { renderLocalGraphiQL } from "./graphiql.ts";
 import { limitsPlugin, observabilityPlugin, REQUEST_BODY_BYTES_MAX } from "./hardening.ts";
 import { cacheControlPlugin } from "./http-cache.ts";
+import { JwksVerifier, JwtVerifiers } from "./jwks.ts";
 import { Metrics } from "./metrics.ts";
 import { MetricsEndpoint } from "./metrics-endpoint.ts";
 import {
@@ -89,8 +90,12 @@ export interface AppOptions {
 /** Builds the whole service from a validated configuration. */
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = createLogger(config.logLevel, { service: "creditbook" });
-  const secret = resolveSecret(config.authJwtSecret, config.dataDir, config.databaseUrl === undefined);
-  const tokens = new TokenService(secret);
+  // With DATABASE_URL and only AUTH_JWKS_URL there is no shared secret: HS256 tokens are refused.
+  const secret =
+    config.authJwtSecret === undefined && config.databaseUrl !== undefined
+      ? null
+      : resolveSecret(config.authJwtSecret, config.dataDir, config.databaseUrl === undefined);
+  const tokens = secret === null ? null : new TokenService(secret);
   const { db, applied } = options.database
     ? { db: options.database, applied: [] }
     : await openDatabase({
@@ -155,7 +160,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     redisUrl: config.redisUrl,
   });
 
-  const apiKeys = new ApiKeys(db, apiKeyPepper(config.apiKeyPepper, secret), {
+  const apiKeys = new ApiKeys(db, apiKeyPepper(config.apiKeyPepper, secret ?? ""), {
     warn: (message) => log.warn(message),
   });
   const revocations = new Revocations(
@@ -166,7 +171,20 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   revocations.onRevocation((revocation) => {
     if (revocation.kind === "apiKey") apiKeys.revoked(revocation.apiKeyId);
   });
-  const credentials = new Credentials(apiKeys, tokens);
+  const credentials = new Credentials(
+    apiKeys,
+    new JwtVerifiers(
+      tokens,
+      config.authJwksUrl === undefined
+        ? null
+        : new JwksVerifier({
+            url: config.authJwksUrl,
+            issuer: config.authIssuer,
+            audience: config.authAudience,
+            roleClaim: config.authRoleClaim,
+          }),
+    ),
+  );
   const principalOf = (authorization: string | null | undefined): Promise<Principal | null> =>
     credentials.principalOf(authorization);
   /** Whether a request may send a raw document when only persisted operations are accepted. */
