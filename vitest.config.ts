@@ -19,6 +19,7 @@ const POSTGRES_ONLY = [
   "test/hardening/logs.test.ts", // breaks a server process's database from outside
   "test/realtime/cross-instance.test.ts",
   "test/realtime/redis-outage.test.ts",
+  "test/realtime/revocation.test.ts", // two server processes sharing Redis
   "test/reliability/crash.test.ts",
   "test/reliability/postgres-restart.test.ts",
   "test/reliability/reaper-race.test.ts", // two server processes on one database

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Billing, closeSql, type Json, localIdOf, sql, waitFor } from "../billing/ops.ts";
 import { CREATE_ACCOUNT, GRANT } from "../support/fixtures.ts";
 import { unique } from "../support/harness.ts";
+import { connect } from "../support/ws.ts";
 
 const CREATE_KEY = `mutation($input: CreateApiKeyInput!) {
   createApiKey(input: $input) {
@@ -154,6 +155,29 @@ describe.concurrent("API keys", () => {
     expect(again.data.revokeApiKey.apiKey.revokedAt).toBe(revokedAt);
     const listed = (await billing.call(billing.admin, API_KEYS, {})).data.apiKeys as Json[];
     expect(listed.find((k) => k.id === apiKey.id)?.revokedAt).toBe(revokedAt);
+  });
+
+  it("closes a revoked key's WebSocket with 4403 (one instance: announced in process)", async () => {
+    const accountId = await billing.account(0);
+    const { secret, apiKey } = await createKey();
+    const socket = connect(billing.server.url, { token: secret });
+    try {
+      const live = socket.subscribe("subscription($a: ID!) { balanceChanged(accountId: $a) { available } }", {
+        a: accountId,
+      });
+      // Granted until one arrives: the subscription is listening from then on.
+      while (live.values.length === 0) {
+        await billing.grant(accountId, 1);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      await billing.call(billing.admin, REVOKE_KEY, { input: { id: apiKey.id } });
+      expect(await socket.waitClosed(5_000)).toEqual({
+        code: 4403,
+        reason: "Forbidden: the API key was revoked",
+      });
+    } finally {
+      await socket.dispose();
+    }
   });
 
   it("answers NotFoundError for an unknown key id and InvalidInputError for a malformed one", async () => {
