@@ -146,7 +146,8 @@ describe("revocation across instances", () => {
     // Granted until one arrives: the subscription is listening from then on.
     const deadline = Date.now() + 10_000;
     while (live.values.length === 0) {
-      if (Date.now() > deadline) throw new Error(`no GRANT reached the member: ${JSON.stringify(live.errors)}`);
+      if (Date.now() > deadline)
+        throw new Error(`no GRANT reached the member: ${JSON.stringify(live.errors)}`);
       await service.grant(accountId, 1);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
