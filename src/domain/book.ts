@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { type BalanceLowEvent, evaluateBalanceAlert } from "./alerts.ts";
 import { assert } from "./assert.ts";
 import { type Credits, minCredits, sumCredits } from "./credits.ts";
 import {
@@ -14,6 +15,7 @@ import {
   type RefundReason,
 } from "./model.ts";
 import type { Notice } from "./notices.ts";
+import type { SpendCapState } from "./spend-caps.ts";
 
 /** A stored mutation outcome (see idempotency.ts). */
 export interface IdempotencyDraft {
@@ -74,6 +76,12 @@ export class Book {
   readonly changes: AccountChange[] = [];
   /** Outbound notices decided in this transaction, stored with it (notices.ts). */
   readonly notices: Notice[] = [];
+  /** Spend caps of the members this transaction reserves for, with their spending (spend-caps.ts). */
+  readonly spendCaps: SpendCapState[] = [];
+  /** Crossings below the alert threshold in this transaction, published after commit (alerts.ts). */
+  readonly balanceLow: BalanceLowEvent[] = [];
+  /** Whether the account row changed beyond what entries explain (its alert): it must be written. */
+  accountChanged = false;
   private openTransfer: Transfer | null = null;
   /**
    * Who causes the entries being written: set by the executor around each
@@ -122,7 +130,7 @@ export class Book {
 
   /** Whether anything will be written. */
   get isDirty(): boolean {
-    return this.changeCount() > 0 || this.idempotency.length > 0;
+    return this.changeCount() > 0 || this.idempotency.length > 0 || this.accountChanged;
   }
 
   addGrant(grant: GrantState): void {
@@ -164,6 +172,8 @@ export class Book {
     assert(this.openTransfer === transfer, "the open transfer is the one finished");
     this.openTransfer = null;
     if (change.entries.length > 0 || change.generationIds.length > 0) this.changes.push(change);
+    // Only entries move `available`; each transfer that wrote some may cross the alert's threshold.
+    if (change.entries.length > 0) evaluateBalanceAlert(this);
   }
 
   /**

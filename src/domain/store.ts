@@ -1,4 +1,5 @@
 import type { Sql } from "../db/database.ts";
+import { capsWithSpentQuery, parseSpendCap, type SpendCapRow } from "../db/spend-caps.ts";
 import { assert } from "./assert.ts";
 import type { Book } from "./book.ts";
 import type {
@@ -10,6 +11,7 @@ import type {
   LedgerEntryRecord,
   PostingRecord,
 } from "./model.ts";
+import { periodStart, type SpendCapState } from "./spend-caps.ts";
 import { UUID } from "./uuid.ts";
 
 /**
@@ -45,6 +47,8 @@ interface AccountRow {
   sequence: number;
   updated_at: Date;
   reserved_volume: bigint;
+  alert_threshold: bigint | null;
+  alert_triggered: boolean;
 }
 
 type Json<T> = {
@@ -64,6 +68,7 @@ interface LoadedRow {
     draws: Json<DrawState>[];
   })[];
   records: StoredIdempotency[];
+  caps: SpendCapRow[];
 }
 
 /**
@@ -83,7 +88,8 @@ export function lockAccountsStatement(accountIds: readonly string[], skipLocked 
     .sort()
     .map((id) => `'${id}'`)
     .join(", ");
-  return `SELECT id, kind, available, held, subscription, wallet, sequence, updated_at, reserved_volume
+  return `SELECT id, kind, available, held, subscription, wallet, sequence, updated_at, reserved_volume,
+            alert_threshold, alert_triggered
        FROM account WHERE id IN (${ids}) ORDER BY id FOR UPDATE${skipLocked ? " SKIP LOCKED" : ""}`;
 }
 
@@ -101,6 +107,8 @@ export function lockedAccounts(rows: readonly unknown[]): Map<string, AccountSta
       sequence: row.sequence,
       updatedAt: row.updated_at,
       reservedVolume: row.reserved_volume,
+      alertThreshold: row.alert_threshold,
+      alertTriggered: row.alert_triggered,
     });
   }
   return accounts;
@@ -110,9 +118,11 @@ export function lockedAccounts(rows: readonly unknown[]): Map<string, AccountSta
  * Loads, after the lock (so in a fresh READ COMMITTED snapshot), the locked
  * accounts' open grants (credits remaining or held, due to expire, or drawn
  * by the requested generations), the requested generations with items and
- * draws, and the stored idempotency records for the batch's keys. Grants and
- * generations carry their `accountId`: a caller hands each account only its
- * own (a generation of another account is not found).
+ * draws, the stored idempotency records for the batch's keys, and the spend
+ * caps of `capMembers` (the members the batch's reserves are for) with what
+ * each spent in its period. Grants, generations and caps carry their
+ * `accountId`: a caller hands each account only its own (a generation of
+ * another account is not found).
  */
 export async function loadForBatch(
   tx: Sql,
@@ -120,12 +130,19 @@ export async function loadForBatch(
   generationIds: readonly string[],
   keys: readonly IdempotencyLookup[],
   now: Date,
-): Promise<{ grants: GrantState[]; generations: GenerationState[]; records: StoredIdempotency[] }> {
+  capMembers: readonly string[] = [],
+): Promise<{
+  grants: GrantState[];
+  generations: GenerationState[];
+  records: StoredIdempotency[];
+  caps: SpendCapState[];
+}> {
   const rows = await tx.query<LoadedRow>(
     `SELECT
       (SELECT coalesce(json_agg(g ORDER BY g."createdAt", g.id), '[]'::json) FROM (
          SELECT id, account_id AS "accountId", source, amount::text, remaining::text, held::text,
-                expires_at AS "expiresAt", expired_at AS "expiredAt", reference, title, created_at AS "createdAt"
+                expires_at AS "expiresAt", expired_at AS "expiredAt",
+                expiry_noticed_at AS "expiryNoticedAt", reference, title, created_at AS "createdAt"
            FROM credit_grant WHERE account_id = ANY($1::uuid[])
             AND (remaining > 0 OR held > 0 OR (expired_at IS NULL AND expires_at <= $6)
                  OR id IN (SELECT grant_id FROM generation_draw WHERE generation_id = ANY($2::uuid[])))) g) AS grants,
@@ -148,7 +165,8 @@ export async function loadForBatch(
               'requestHash', r.request_hash, 'accountId', r.account_id, 'result', r.result)), '[]'::json)
          FROM idempotency_record r
          JOIN unnest($3::text[], $4::text[], $5::text[]) AS k(principal, operation, key)
-           ON r.principal = k.principal AND r.operation = k.operation AND r.key = k.key) AS records`,
+           ON r.principal = k.principal AND r.operation = k.operation AND r.key = k.key) AS records,
+      (SELECT coalesce(json_agg(c), '[]'::json) FROM (${capsWithSpentQuery("$1::uuid[]", "$7", "$8", "$9")}) c) AS caps`,
     [
       accountIds,
       generationIds,
@@ -156,6 +174,9 @@ export async function loadForBatch(
       keys.map((k) => k.operation),
       keys.map((k) => k.key),
       now,
+      capMembers,
+      periodStart("DAY", now),
+      periodStart("MONTH", now),
     ],
     // Prepared: this statement was re-planned on every batch (0.4 ms of planning each).
     "creditbook_load_accounts",
@@ -166,6 +187,7 @@ export async function loadForBatch(
     grants: row.grants.map(parseGrant),
     generations: row.generations.map(parseGeneration),
     records: row.records,
+    caps: row.caps.map(parseSpendCap),
   };
 }
 
@@ -180,6 +202,7 @@ function parseGrant(row: Json<GrantState>): GrantState {
     held: BigInt(row.held),
     expiresAt: dateOrNull(row.expiresAt),
     expiredAt: dateOrNull(row.expiredAt),
+    expiryNoticedAt: dateOrNull(row.expiryNoticedAt),
     createdAt: date(row.createdAt),
   };
 }
@@ -227,6 +250,7 @@ const GRANT_INSERT: Columns = [
   ["held", "bigint", "held"],
   ["expires_at", "timestamptz", "expiresAt"],
   ["expired_at", "timestamptz", "expiredAt"],
+  ["expiry_noticed_at", "timestamptz", "expiryNoticedAt"],
   ["reference", "text", "reference"],
   ["title", "text", "title"],
   ["created_at", "timestamptz", "createdAt"],
@@ -236,6 +260,7 @@ const GRANT_UPDATE: Columns = [
   ["remaining", "bigint", "remaining"],
   ["held", "bigint", "held"],
   ["expired_at", "timestamptz", "expiredAt"],
+  ["expiry_noticed_at", "timestamptz", "expiryNoticedAt"],
 ];
 const GENERATION_INSERT: Columns = [
   ["id", "uuid", "id"],
@@ -348,6 +373,8 @@ const ACCOUNT_UPDATE: Columns = [
   ["sequence", "integer", "sequence"],
   ["updated_at", "timestamptz", "updatedAt"],
   ["reserved_volume", "bigint", "reservedVolume"],
+  ["alert_threshold", "bigint", "alertThreshold"],
+  ["alert_triggered", "boolean", "alertTriggered"],
 ];
 
 function recordset(key: string, columns: Columns): string {

@@ -2,7 +2,7 @@ import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 import { InvalidInputError } from "../domain/errors.ts";
 import { UUID } from "../domain/uuid.ts";
 
-export type NodeTypeName = "Account" | "Grant" | "Generation" | "LedgerEntry" | "Board" | "ApiKey";
+export type NodeTypeName = "Account" | "Grant" | "Generation" | "LedgerEntry" | "Board" | "Price" | "ApiKey";
 
 const NODE_TYPE_NAMES: ReadonlySet<string> = new Set<NodeTypeName>([
   "Account",
@@ -10,6 +10,7 @@ const NODE_TYPE_NAMES: ReadonlySet<string> = new Set<NodeTypeName>([
   "Generation",
   "LedgerEntry",
   "Board",
+  "Price",
   "ApiKey",
 ]);
 

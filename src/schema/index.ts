@@ -10,8 +10,11 @@ import "./generation.ts";
 import "./ledger-entry.ts";
 import "./board.ts";
 import "./spending.ts";
+import "./prices.ts";
+import "./spend-caps.ts";
 import "./errors.ts";
 import "./audit.ts";
+import "./alerts.ts";
 import "./api-key.ts";
 import "./subscriptions.ts";
 

@@ -135,6 +135,10 @@ describe("every field of every success payload", () => {
       reason: "BILLING_ERROR",
     });
     await run("adjustBalance", { idempotencyKey: unique("adjust"), accountId, amount: 7, note: "Goodwill" });
+    await run("setPrice", { feature: unique("Priced"), model: "m", unitCost: 3 });
+    await run("setSpendCap", { accountId, memberId: ownerId, period: "DAY", amount: 500 });
+    await run("setBalanceAlert", { accountId, threshold: 100 });
+    await run("clearBalanceAlert", { accountId });
     const leaving = unique("member");
     await run("addAccountMember", { accountId, userId: leaving, role: "MEMBER" });
     await run("removeAccountMember", { accountId, userId: leaving });
