@@ -9,10 +9,8 @@ import { WebSocketServer } from "ws";
 import type { Database } from "../db/database.ts";
 import { openDatabase } from "../db/open.ts";
 import { Access, type Principal } from "../domain/access.ts";
-import { ApiKeys, apiKeyPepper } from "../domain/api-keys.ts";
 import { type EventBus, eventOf } from "../domain/events.ts";
 import { Ledger } from "../domain/ledger.ts";
-import { InProcessRevocationTransport, Revocations } from "../domain/revocations.ts";
 import { Reaper } from "../jobs/reaper.ts";
 import { createLogger, currentRequestId, inRequest, iterateInRequest, type Logger } from "../log.ts";
 import type { Context } from "../schema/context.ts";
@@ -23,7 +21,7 @@ import { AuthenticationError, resolveSecret, TokenService } from "./auth.ts";
 import type { Config } from "./config.ts";
 import { limitConnections, serverTimeouts } from "./connections.ts";
 import { corsOption, corsVaryPlugin } from "./cors.ts";
-import { Credentials } from "./credentials.ts";
+import { credentialsOf } from "./credentials.ts";
 import { handleDashboard } from "./dashboard.ts";
 import { databaseFaultAnswer } from "./database-faults.ts";
 import { documentCachePlugin } from "./document-cache.ts";
@@ -32,7 +30,6 @@ import { InProcessEventBus, RedisEventBus } from "./events.ts";
 import { renderLocalGraphiQL } from "./graphiql.ts";
 import { limitsPlugin, observabilityPlugin, REQUEST_BODY_BYTES_MAX } from "./hardening.ts";
 import { cacheControlPlugin } from "./http-cache.ts";
-import { JwksVerifier, JwtVerifiers } from "./jwks.ts";
 import { Metrics } from "./metrics.ts";
 import { MetricsEndpoint } from "./metrics-endpoint.ts";
 import {
@@ -42,7 +39,6 @@ import {
   resolveWsDocument,
 } from "./persisted.ts";
 import { MutationRateLimit } from "./rate-limit.ts";
-import { RedisRevocationTransport } from "./revocations.ts";
 import { sharedEventsPlugin } from "./shared-events.ts";
 import { Shutdown } from "./shutdown.ts";
 import { graphqlSsePlugin } from "./sse.ts";
@@ -164,30 +160,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     redisUrl: config.redisUrl,
   });
 
-  const apiKeys = new ApiKeys(db, apiKeyPepper(config.apiKeyPepper, secret ?? ""), {
-    warn: (message) => log.warn(message),
-  });
-  const revocations = new Revocations(
-    config.redisUrl === undefined
-      ? new InProcessRevocationTransport()
-      : new RedisRevocationTransport(config.redisUrl, (message) => log.warn(message)),
-  );
-  revocations.onRevocation((revocation) => {
-    if (revocation.kind === "apiKey") apiKeys.revoked(revocation.apiKeyId);
-  });
-  const credentials = new Credentials(
-    apiKeys,
-    new JwtVerifiers(
-      tokens,
-      config.authJwksUrl === undefined
-        ? null
-        : new JwksVerifier({
-            url: config.authJwksUrl,
-            issuer: config.authIssuer,
-            audience: config.authAudience,
-            roleClaim: config.authRoleClaim,
-          }),
-    ),
+  const { apiKeys, revocations, credentials } = credentialsOf(config, db, secret, tokens, (message) =>
+    log.warn(message),
   );
   const principalOf = (authorization: string | null | undefined): Promise<Principal | null> =>
     credentials.principalOf(authorization);
