@@ -1,5 +1,5 @@
 import { type BulkOutcome, reserveGenerations, settleGenerations } from "../domain/bulk.ts";
-import { type DomainError, InvalidInputError } from "../domain/errors.ts";
+import { type DomainError, InvalidInputError, NotFoundError } from "../domain/errors.ts";
 import type { Failure } from "../domain/ledger.ts";
 import { builder } from "./builder.ts";
 import {
@@ -61,12 +61,12 @@ function answers(outcome: BulkOutcome): BulkPayload {
   };
 }
 
-/** Decodes an item's global ids; a malformed one is that item's InvalidInputError. */
+/** Decodes an item's global ids; a malformed one is that item's InvalidInputError, one out of scope its NotFoundError. */
 function decoded<T>(decode: () => T): T | Failure {
   try {
     return decode();
   } catch (error) {
-    if (error instanceof InvalidInputError) return { ok: false, error };
+    if (error instanceof InvalidInputError || error instanceof NotFoundError) return { ok: false, error };
     throw error;
   }
 }
@@ -110,12 +110,18 @@ builder.mutationField("reserveGenerations", (t) =>
     },
     resolve: async (_root, { input }, context) => {
       requirePlatform(context, "reserveGenerations");
+      const scope = context.access.accountScope;
       const items = input.items.map((item) =>
-        decoded(() => ({
-          ...item,
-          accountId: inputId("accountId", item.accountId, "Account"),
-          boardId: item.boardId == null ? null : inputId("boardId", item.boardId, "Board"),
-        })),
+        decoded(() => {
+          const accountId = inputId("accountId", item.accountId, "Account");
+          // An API key limited to one account sees every other account as missing, as on reserveGeneration.
+          if (scope !== null && accountId !== scope) throw new NotFoundError("Account");
+          return {
+            ...item,
+            accountId,
+            boardId: item.boardId == null ? null : inputId("boardId", item.boardId, "Board"),
+          };
+        }),
       );
       return answers(await reserveGenerations(context.ledger, principalOf(context), items));
     },
@@ -143,6 +149,18 @@ builder.mutationField("settleGenerations", (t) =>
       const items = input.items.map((item) =>
         decoded(() => ({ ...item, generationId: inputId("generationId", item.generationId, "Generation") })),
       );
+      const scope = context.access.accountScope;
+      if (scope !== null) {
+        // A key limited to one account sees other accounts' generations as missing (one owner lookup for all).
+        const owners = await context.ledger.generationOwners(
+          items.flatMap((item) => ("ok" in item ? [] : [item.generationId])),
+        );
+        items.forEach((item, index) => {
+          if (!("ok" in item) && owners.get(item.generationId)?.accountId !== scope) {
+            items[index] = { ok: false, error: new NotFoundError("Generation") };
+          }
+        });
+      }
       return answers(await settleGenerations(context.ledger, principalOf(context), items));
     },
   }),

@@ -34,7 +34,14 @@ import {
 } from "./descriptions.ts";
 import { GenerationStatusEnum, ItemStatusEnum, RefundReasonEnum } from "./enums.ts";
 import { inputId, localId } from "./ids.ts";
-import { readAccountPage, requireAdmin, requirePlatform, requireVisible, unwrap } from "./support.ts";
+import {
+  readAccountPage,
+  requireAdmin,
+  requireGenerationInScope,
+  requirePlatform,
+  requireVisible,
+  unwrap,
+} from "./support.ts";
 import { onVisibleAccount } from "./visibility.ts";
 
 export const GenerationItemRef = builder.prismaObject("GenerationItem", {
@@ -308,6 +315,7 @@ builder.mutationField("reserveGeneration", (t) =>
       requirePlatform(context, "reserveGeneration");
       const accountId = inputId("accountId", input.accountId, "Account");
       const boardId = input.boardId == null ? null : inputId("boardId", input.boardId, "Board");
+      if (context.access.accountScope !== null) await requireVisible(context, accountId);
       const { value, replayed, balance, generation } = unwrap(
         await context.ledger.reserveGeneration(principalOf(context), { ...input, accountId, boardId }),
       );
@@ -327,6 +335,7 @@ builder.mutationField("settleGeneration", (t) =>
     resolve: async (_root, { input }, context) => {
       requirePlatform(context, "settleGeneration");
       const generationId = inputId("generationId", input.generationId, "Generation");
+      await requireGenerationInScope(context, generationId);
       const { value, replayed, balance, generation } = unwrap(
         await context.ledger.settleGeneration(principalOf(context), { ...input, generationId }),
       );
@@ -354,6 +363,7 @@ builder.mutationField("refundGeneration", (t) =>
     resolve: async (_root, { input }, context) => {
       requirePlatform(context, "refundGeneration");
       const generationId = inputId("generationId", input.generationId, "Generation");
+      await requireGenerationInScope(context, generationId);
       const { value, replayed, balance, generation } = unwrap(
         await context.ledger.refundGeneration(principalOf(context), { ...input, generationId }),
       );
@@ -386,6 +396,7 @@ builder.mutationField("cancelGeneration", (t) =>
           throw new ForbiddenError("Only the requester or an account owner may cancel this generation");
         }
       }
+      await requireGenerationInScope(context, generationId);
       const { value, replayed, balance, generation } = unwrap(
         await context.ledger.cancelGeneration(principalOf(context), { ...input, generationId }),
       );

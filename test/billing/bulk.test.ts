@@ -293,6 +293,31 @@ describe("bulk reserve and settle", () => {
     expect(await billing.balance(accountId)).toMatchObject({ available: 99_900, held: 100 });
   });
 
+  it("an API key limited to one account sees other accounts and their generations as missing, item by item", async () => {
+    const [mine, other] = await Promise.all([billing.account(100), billing.account(100)]);
+    const createKey = `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { ... on CreateApiKeySuccess { secret } } }`;
+    const key = dataOf<Json>(
+      await billing.call(billing.admin, createKey, { input: { name: unique("bulk-key"), accountId: mine } }),
+    ).createApiKey.secret;
+    const reserved = await reserveMany([reserveItem(mine), reserveItem(other)], key);
+    expect(typenames(reserved)).toEqual(["ReserveGenerationSuccess", "NotFoundError"]);
+    expect(await billing.balance(other)).toMatchObject({ available: 100, held: 0 });
+    const elsewhere = (await reserveMany([reserveItem(other)])).results[0].generation.id;
+    const settled = dataOf<Json>(
+      await billing.call(key, SETTLE_MANY, {
+        input: {
+          items: [
+            { idempotencyKey: unique("bulk-settle"), generationId: reserved.results[0].generation.id },
+            { idempotencyKey: unique("bulk-settle"), generationId: elsewhere },
+          ],
+        },
+      }),
+    ).settleGenerations;
+    expect(typenames(settled)).toEqual(["SettleGenerationSuccess", "NotFoundError"]);
+    expect(settled.results[1].message).toBe("Generation not found");
+    expect(await billing.balance(other)).toMatchObject({ available: 90, held: 10 });
+  });
+
   it("a user token may not reserve in bulk: ForbiddenError for the whole call", async () => {
     const accountId = await billing.account(100);
     const user = await billing.server.token(unique("user"), "user");
