@@ -43,14 +43,27 @@ export interface Loaders {
   readonly generationStatus: BatchLoader<string, GenerationStatus | null>;
 }
 
-export function createLoaders(sql: Sql): Loaders {
-  return {
-    generationStatus: new BatchLoader(async (ids) => {
-      const rows = await sql.query<{ id: string; status: GenerationStatus }>(
+/**
+ * The per-request loaders, each made on first use: a subscription's context
+ * lives as long as it does, and most never resolve a field that loads.
+ */
+class LazyLoaders implements Loaders {
+  private status: BatchLoader<string, GenerationStatus | null> | null = null;
+
+  constructor(private readonly sql: Sql) {}
+
+  get generationStatus(): BatchLoader<string, GenerationStatus | null> {
+    this.status ??= new BatchLoader(async (ids) => {
+      const rows = await this.sql.query<{ id: string; status: GenerationStatus }>(
         "SELECT id, status FROM generation WHERE id = ANY($1::uuid[])",
         [ids],
       );
       return new Map(rows.map((row) => [row.id, row.status]));
-    }, null),
-  };
+    }, null);
+    return this.status;
+  }
+}
+
+export function createLoaders(sql: Sql): Loaders {
+  return new LazyLoaders(sql);
 }

@@ -30,6 +30,7 @@ import { InProcessEventBus, RedisEventBus } from "./events.ts";
 import { renderLocalGraphiQL } from "./graphiql.ts";
 import { limitsPlugin, observabilityPlugin, REQUEST_BODY_BYTES_MAX } from "./hardening.ts";
 import { cacheControlPlugin } from "./http-cache.ts";
+import { keepAlive } from "./keepalive.ts";
 import { Metrics } from "./metrics.ts";
 import { MetricsEndpoint } from "./metrics-endpoint.ts";
 import {
@@ -320,11 +321,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   });
   // Caps and one-at-a-time setups per socket around onSubscribe and subscribe (see subscription-limits.ts).
   acceptPersistedIdsOnly(wsServer);
-  useServer<Record<string, unknown>, { principal: Principal | null; request: IncomingMessage }>(
+  useServer<Record<string, unknown>, { principal: Principal | null; request?: IncomingMessage }>(
     subscriptionLimits.serve({
       onConnect: async (ctx) => {
         const fromParams = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
-        const header = typeof fromParams === "string" ? fromParams : ctx.extra.request.headers.authorization;
+        const header = typeof fromParams === "string" ? fromParams : ctx.extra.request?.headers.authorization;
+        // Nothing after connect needs the upgrade request or the token: a socket lives long, keep neither.
+        (ctx.extra as { request?: IncomingMessage }).request = undefined;
+        (ctx as { connectionParams?: unknown }).connectionParams = undefined;
         let principal: Principal | null;
         try {
           principal = await principalOf(header);
@@ -353,14 +357,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       },
       onSubscribe: async (ctx, _id, payload) => {
         const requestId = randomUUID();
+        // Only what the context needs: it lives as long as the subscription.
+        const { socket } = ctx.extra;
         const enveloped = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params: payload,
           principal: ctx.extra.principal,
           requestId,
-          closeTransport: (code: number, reason: string) => ctx.extra.socket.close(code, reason),
+          closeTransport: (code: number, reason: string) => socket.close(code, reason),
         });
         const source = resolveWsDocument(
           persisted,
@@ -406,7 +408,10 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       },
     }),
     wsServer,
+    // graphql-ws's keepalive is a timer per socket: one sweep for all of them instead (see keepalive.ts).
+    0,
   );
+  const stopKeepAlive = keepAlive(wsServer);
 
   let closing: Promise<void> | null = null;
   const url = () => {
@@ -451,6 +456,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         shutdown.begin();
         for (const client of wsServer.clients) client.close(1001, "Server shutting down");
         wsServer.close();
+        stopKeepAlive();
         const drained = await shutdown.settled(deadlineMs);
         if (!drained) log.warn("shutdown: requests still in flight", { requests: shutdown.inFlightCount });
         shutdown.endStreams();

@@ -30,30 +30,7 @@ export const REPLAY_PAGE_SIZE = 500;
 /** How often every feed checks the database for changes no event announced (a lost publish). @default 2_000 // 2 seconds */
 export const RESYNC_INTERVAL_MS = 2_000;
 
-/** The longest delay `setTimeout` honours (2^31 − 1 ms, about 24.8 days); a longer one fires at once. */
-const TIMER_DELAY_MAX_MS = 2_147_483_647;
-
-/**
- * Calls `callback` once `expSeconds` (a token's `exp`) has passed; returns
- * the function that cancels it. Tokens often live longer than one timer can
- * wait (30 days by default), so the timer re-arms itself until the expiry is
- * within reach.
- */
-export function atExpiry(expSeconds: number, callback: () => void): () => void {
-  let timer: NodeJS.Timeout | undefined;
-  const arm = () => {
-    const remainingMs = expSeconds * 1_000 - Date.now();
-    if (remainingMs <= 0) {
-      timer = undefined;
-      callback();
-      return;
-    }
-    timer = setTimeout(arm, Math.min(remainingMs, TIMER_DELAY_MAX_MS));
-    timer.unref();
-  };
-  arm();
-  return () => clearTimeout(timer);
-}
+export { atExpiry } from "./expiry.ts";
 
 /** A generation that changed, as one event hands it to every listener. */
 export interface ChangedGeneration {
