@@ -71,17 +71,37 @@ export function currentRequestId(): string | undefined {
  * the scope it was started in; this keeps its events in it.
  */
 export function iterateInRequest<T>(requestId: string, source: AsyncIterable<T>): AsyncIterableIterator<T> {
-  const iterator = source[Symbol.asyncIterator]();
-  return {
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-    next: () => inRequest(requestId, () => iterator.next()),
-    return: (value?: unknown) =>
-      inRequest(
-        requestId,
-        () => iterator.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined }),
-      ),
-    throw: (error?: unknown) => inRequest(requestId, () => iterator.throw?.(error) ?? Promise.reject(error)),
-  };
+  return new InRequestIterator(requestId, source[Symbol.asyncIterator]());
+}
+
+/**
+ * A class, not an object literal with arrow functions: a subscription keeps
+ * its iterator for as long as it lives, and methods on the prototype cost
+ * it nothing (a literal's `[Symbol.asyncIterator]` method even gets a name
+ * string of its own).
+ */
+class InRequestIterator<T> implements AsyncIterableIterator<T> {
+  constructor(
+    private readonly requestId: string,
+    private readonly iterator: AsyncIterator<T>,
+  ) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    return inRequest(this.requestId, () => this.iterator.next());
+  }
+
+  return(value?: unknown): Promise<IteratorResult<T>> {
+    return inRequest(
+      this.requestId,
+      () => this.iterator.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined }),
+    );
+  }
+
+  throw(error?: unknown): Promise<IteratorResult<T>> {
+    return inRequest(this.requestId, () => this.iterator.throw?.(error) ?? Promise.reject(error));
+  }
 }

@@ -392,6 +392,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           contextValue: await enveloped.contextFactory(),
           rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
         };
+        // graphql-ws keeps the message for as long as the operation runs; its text is parsed already.
+        (payload as { query?: unknown }).query = undefined;
         return args;
       },
       // Each operation runs in its request's scope, so a masked error logs the id the client sees.

@@ -111,21 +111,43 @@ export async function subscribeShared(
 ): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
   const source = await createSourceEventStream(args);
   if (!(Symbol.asyncIterator in (source as object))) return source as ExecutionResult;
-  const iterator = (source as AsyncIterable<unknown>)[Symbol.asyncIterator]();
-  const key = selectionKey(args);
   // The same document object for the same text comes from the parse cache; sharing needs it.
-  return {
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-    async next() {
-      const step = await iterator.next();
-      if (step.done === true) return { done: true, value: undefined };
-      return { done: false, value: await resultFor(args, step.value, key) };
-    },
-    return: () => iterator.return?.() ?? Promise.resolve({ done: true, value: undefined }),
-    throw: (error?: unknown) => iterator.throw?.(error) ?? Promise.reject(error),
-  } as AsyncIterableIterator<ExecutionResult>;
+  return new SharedIterator(
+    args,
+    (source as AsyncIterable<unknown>)[Symbol.asyncIterator](),
+    selectionKey(args),
+  );
+}
+
+/** A class: its methods cost a long-lived subscription nothing (see log.ts). */
+class SharedIterator implements AsyncIterableIterator<ExecutionResult> {
+  constructor(
+    private readonly args: ExecutionArgs,
+    private readonly iterator: AsyncIterator<unknown>,
+    private readonly key: string,
+  ) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<ExecutionResult>> {
+    const step = await this.iterator.next();
+    if (step.done === true) return { done: true, value: undefined };
+    return { done: false, value: await resultFor(this.args, step.value, this.key) };
+  }
+
+  return(): Promise<IteratorResult<ExecutionResult>> {
+    return (this.iterator.return?.() ?? Promise.resolve({ done: true, value: undefined })) as Promise<
+      IteratorResult<ExecutionResult>
+    >;
+  }
+
+  throw(error?: unknown): Promise<IteratorResult<ExecutionResult>> {
+    return (this.iterator.throw?.(error) ?? Promise.reject(error)) as Promise<
+      IteratorResult<ExecutionResult>
+    >;
+  }
 }
 
 /** Makes every subscription (WebSocket and SSE) use `subscribeShared`. */

@@ -22,7 +22,7 @@ export class Shutdown {
   /** Responses not yet finished, except event streams (they end when their subscriptions do). */
   private readonly inFlight = new Set<ServerResponse>();
   private readonly streams = new Set<ServerResponse>();
-  private readonly subscriptionEnders = new Set<() => void>();
+  private readonly subscriptionEnders = new Set<DrainingIterator<unknown>>();
   private idle: (() => void) | null = null;
 
   /** Whether `begin()` was called. */
@@ -62,7 +62,7 @@ export class Shutdown {
     this.draining = true;
     // Answers still to be written ask their clients to reconnect elsewhere.
     for (const res of this.inFlight) if (!res.headersSent) res.setHeader("connection", "close");
-    for (const end of [...this.subscriptionEnders]) end();
+    for (const subscription of [...this.subscriptionEnders]) subscription.end();
   }
 
   /** Resolves once no request is in flight, or at `deadlineMs` (epoch ms), whichever comes first. */
@@ -96,7 +96,7 @@ export class Shutdown {
     return {
       onSubscribe: () => ({
         onSubscribeResult: ({ result, setResult }) => {
-          if (isAsyncIterable(result)) setResult(this.endingOnDrain(result));
+          if (isAsyncIterable(result)) setResult(this.endingOnDrain(result) as never);
         },
       }),
     };
@@ -109,55 +109,78 @@ export class Shutdown {
    * subscription lives).
    */
   private endingOnDrain<T>(source: AsyncIterable<T>): AsyncIterableIterator<T> {
-    const iterator = source[Symbol.asyncIterator]();
-    const done = { done: true, value: undefined } as IteratorReturnResult<undefined>;
-    let ended = this.draining;
-    let pending: ((result: IteratorResult<T>) => void) | null = null;
-    const end = () => {
-      ended = true;
-      this.subscriptionEnders.delete(end);
-      pending?.(done);
-      pending = null;
-      void Promise.resolve(iterator.return?.()).catch(() => {
-        // The source failing while it is being closed changes nothing: its subscriber is gone.
-      });
-    };
-    this.subscriptionEnders.add(end);
-    return {
-      next: () => {
-        if (ended) return Promise.resolve(done);
-        return new Promise<IteratorResult<T>>((resolve, reject) => {
-          pending = resolve;
-          iterator.next().then(
-            (result) => {
-              pending = null;
-              if (result.done) this.subscriptionEnders.delete(end);
-              resolve(result);
-            },
-            (error: unknown) => {
-              pending = null;
-              this.subscriptionEnders.delete(end);
-              reject(error);
-            },
-          );
-        });
-      },
-      return: async (value?: unknown) => {
-        ended = true;
-        this.subscriptionEnders.delete(end);
-        pending?.(done);
-        await iterator.return?.(value);
-        return done;
-      },
-      throw: async (error?: unknown) => {
-        this.subscriptionEnders.delete(end);
-        if (iterator.throw !== undefined) return iterator.throw(error);
-        throw error;
-      },
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
+    const subscription = new DrainingIterator(source[Symbol.asyncIterator](), this.subscriptionEnders);
+    if (this.draining) subscription.ended = true;
+    else this.subscriptionEnders.add(subscription as DrainingIterator<unknown>);
+    return subscription;
+  }
+}
+
+const DONE = { done: true, value: undefined } as IteratorReturnResult<undefined>;
+
+/**
+ * A subscription's iterator that draining ends (see `endingOnDrain`): a
+ * class, so its methods cost a long-lived subscription nothing (see log.ts).
+ */
+class DrainingIterator<T> implements AsyncIterableIterator<T> {
+  ended = false;
+  private pending: ((result: IteratorResult<T>) => void) | null = null;
+
+  constructor(
+    private readonly iterator: AsyncIterator<T>,
+    private readonly enders: Set<DrainingIterator<unknown>>,
+  ) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  /** Ends the subscription from the outside: a pending `next()` resolves as done. */
+  end(): void {
+    this.ended = true;
+    this.forget();
+    this.pending?.(DONE);
+    this.pending = null;
+    void Promise.resolve(this.iterator.return?.()).catch(() => {
+      // The source failing while it is being closed changes nothing: its subscriber is gone.
+    });
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.ended) return Promise.resolve(DONE);
+    return new Promise<IteratorResult<T>>((resolve, reject) => {
+      this.pending = resolve;
+      this.iterator.next().then(
+        (result) => {
+          this.pending = null;
+          if (result.done) this.forget();
+          resolve(result);
+        },
+        (error: unknown) => {
+          this.pending = null;
+          this.forget();
+          reject(error);
+        },
+      );
+    });
+  }
+
+  async return(value?: unknown): Promise<IteratorResult<T>> {
+    this.ended = true;
+    this.forget();
+    this.pending?.(DONE);
+    await this.iterator.return?.(value);
+    return DONE;
+  }
+
+  async throw(error?: unknown): Promise<IteratorResult<T>> {
+    this.forget();
+    if (this.iterator.throw !== undefined) return this.iterator.throw(error);
+    throw error;
+  }
+
+  private forget(): void {
+    this.enders.delete(this as DrainingIterator<unknown>);
   }
 }
 

@@ -219,30 +219,47 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
 
 /** The same stream, calling `release` once when it is done, fails or is returned. */
 function releasingAtEnd<T>(source: AsyncIterable<T>, release: Release): AsyncIterableIterator<T> {
-  const iterator = source[Symbol.asyncIterator]();
-  const ending = async (step: () => Promise<IteratorResult<T>> | undefined) => {
+  return new ReleasingIterator(source[Symbol.asyncIterator](), release);
+}
+
+/** A class: its methods cost a long-lived subscription nothing (see log.ts). */
+class ReleasingIterator<T> implements AsyncIterableIterator<T> {
+  constructor(
+    private readonly iterator: AsyncIterator<T>,
+    private readonly release: Release,
+  ) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<T>> {
+    let step: IteratorResult<T>;
     try {
-      return (await step()) ?? { done: true as const, value: undefined };
-    } finally {
-      release();
+      step = await this.iterator.next();
+    } catch (error) {
+      this.release();
+      throw error;
     }
-  };
-  return {
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-    async next() {
-      let step: IteratorResult<T>;
-      try {
-        step = await iterator.next();
-      } catch (error) {
-        release();
-        throw error;
-      }
-      if (step.done === true) release();
-      return step;
-    },
-    return: (value?: unknown) => ending(() => iterator.return?.(value)),
-    throw: (error?: unknown) => ending(() => iterator.throw?.(error) ?? Promise.reject(error)),
-  };
+    if (step.done === true) this.release();
+    return step;
+  }
+
+  async return(value?: unknown): Promise<IteratorResult<T>> {
+    try {
+      return (await this.iterator.return?.(value)) ?? { done: true as const, value: undefined };
+    } finally {
+      this.release();
+    }
+  }
+
+  async throw(error?: unknown): Promise<IteratorResult<T>> {
+    try {
+      return (
+        (await (this.iterator.throw?.(error) ?? Promise.reject(error))) ?? { done: true, value: undefined }
+      );
+    } finally {
+      this.release();
+    }
+  }
 }
