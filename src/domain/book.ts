@@ -71,6 +71,13 @@ export class Book {
   readonly changes: AccountChange[] = [];
   /** Outbound notices decided in this transaction, stored with it (notices.ts). */
   readonly notices: Notice[] = [];
+  /**
+   * Whether a webhook endpoint listens to the account (asked by the lock
+   * statement): only then are its events written to the outbox.
+   */
+  listened = false;
+  /** Generations that were in progress when loaded: those finishing here send generation.finished. */
+  readonly openAtLoad: ReadonlySet<string>;
   private openTransfer: Transfer | null = null;
 
   constructor(
@@ -78,7 +85,11 @@ export class Book {
     private readonly grantsById: Map<string, GrantState>,
     private readonly generationsById: Map<string, GenerationState>,
     readonly now: Date,
-  ) {}
+  ) {
+    this.openAtLoad = new Set(
+      [...generationsById.values()].filter((g) => g.status === "IN_PROGRESS").map((g) => g.id),
+    );
+  }
 
   /** Open grants (remaining or held credits) of the account. */
   grants(): GrantState[] {

@@ -11,6 +11,7 @@ import { timeOutOverdue } from "./settle.ts";
 import {
   flush,
   type IdempotencyLookup,
+  listenedAccounts,
   loadForBatch,
   lockAccountsStatement,
   lockedAccounts,
@@ -349,6 +350,7 @@ export class Executor {
       },
       async (tx, lockRows) => {
         const accounts = lockedAccounts(lockRows);
+        const listened = listenedAccounts(lockRows);
         // The batch's moment is taken once the accounts are ours, not before the lock wait: a
         // deadline or an expiry that passed while another transaction held an account has
         // passed for this batch too, and entries get times in the order of their sequence.
@@ -382,6 +384,7 @@ export class Executor {
             generations.get(accountId) ?? new Map(),
             now,
           );
+          book.listened = listened.has(accountId);
           books.push(book);
           // The reaper's work on what this batch touches comes first, so no
           // operation draws from an expired grant or settles an overdue item.

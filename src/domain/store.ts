@@ -10,6 +10,7 @@ import type {
   LedgerEntryRecord,
   PostingRecord,
 } from "./model.ts";
+import { outboxEvents } from "./outbox.ts";
 import { UUID } from "./uuid.ts";
 
 /**
@@ -83,7 +84,11 @@ export function lockAccountsStatement(accountIds: readonly string[], skipLocked 
     .sort()
     .map((id) => `'${id}'`)
     .join(", ");
-  return `SELECT id, kind, available, held, subscription, wallet, sequence, updated_at, reserved_volume
+  // `listened`: whether a webhook endpoint takes the account's events (its own or one for every
+  // account); only then does the write statement fill the outbox, so nobody listening costs nothing more.
+  return `SELECT id, kind, available, held, subscription, wallet, sequence, updated_at, reserved_volume,
+            EXISTS (SELECT 1 FROM webhook_endpoint e
+                     WHERE e.enabled AND (e.account_id = account.id OR e.account_id IS NULL)) AS listened
        FROM account WHERE id IN (${ids}) ORDER BY id FOR UPDATE${skipLocked ? " SKIP LOCKED" : ""}`;
 }
 
@@ -104,6 +109,11 @@ export function lockedAccounts(rows: readonly unknown[]): Map<string, AccountSta
     });
   }
   return accounts;
+}
+
+/** The ids among `lockAccountsStatement`'s rows that a webhook endpoint listens to. */
+export function listenedAccounts(rows: readonly unknown[]): Set<string> {
+  return new Set((rows as (AccountRow & { listened: boolean })[]).filter((r) => r.listened).map((r) => r.id));
 }
 
 /**
@@ -338,6 +348,13 @@ const BOARD_ITEM_INSERT: Columns = [
   ["account_id", "uuid", "accountId"],
   ["added_at", "timestamptz", "addedAt"],
 ];
+const WEBHOOK_EVENT: Columns = [
+  ["event_id", "text", "eventId"],
+  ["account_id", "uuid", "accountId"],
+  ["event_type", "text", "type"],
+  ["payload", "jsonb", "payload"],
+  ["created_at", "timestamptz", "createdAt"],
+];
 const ACCOUNT_UPDATE: Columns = [
   ["id", "uuid", "id"],
   ["available", "bigint", "available"],
@@ -379,6 +396,13 @@ const STATEMENTS: Record<string, string> = {
   postings: insertSql("posting", "postings", POSTING_INSERT),
   idempotency: insertSql("idempotency_record", "idempotency", IDEMPOTENCY_INSERT),
   boardItems: insertSql("board_item", "boardItems", BOARD_ITEM_INSERT, "ON CONFLICT DO NOTHING"),
+  // The outbox (outbox.ts): one delivery per event and enabled endpoint that takes the event's type,
+  // for its account or for every account; due at once.
+  webhookEvents: `INSERT INTO webhook_delivery (endpoint_id, account_id, event_id, event_type, payload, next_attempt_at, created_at)
+    SELECT e.id, x."accountId", x."eventId", x."type", x."payload", x."createdAt", x."createdAt"
+      FROM ${recordset("webhookEvents", WEBHOOK_EVENT)}
+      JOIN webhook_endpoint e ON e.enabled AND (e.account_id = x."accountId" OR e.account_id IS NULL)
+                             AND x."type" = ANY (e.event_types)`,
 };
 
 const statementCache = new Map<string, { name: string; sql: string }>();
@@ -430,7 +454,8 @@ export async function flush(tx: Sql, books: readonly Book[]): Promise<void> {
   const counts = rows[0];
   assert(counts !== undefined, "the write statement returns its counts");
   for (const key of keys) {
-    if (key === "boardItems") continue;
+    // Board items may already be there; an event has as many deliveries as endpoints take it.
+    if (key === "boardItems" || key === "webhookEvents") continue;
     assert(
       counts[key] === payload[key]?.length,
       `every ${key} row was written (${counts[key]} of ${payload[key]?.length})`,
@@ -499,4 +524,5 @@ function addBookRows(book: Book, add: (key: string, rows: unknown[]) => void): v
     "boardItems",
     book.boardItems.map((item) => ({ ...item, addedAt: book.now })),
   );
+  if (book.listened) add("webhookEvents", outboxEvents(book));
 }

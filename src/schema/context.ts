@@ -17,6 +17,8 @@ export interface Context {
   readonly events: EventBus;
   readonly realtime: Realtime;
   readonly loaders: Loaders;
+  /** WEBHOOK_ALLOW_PRIVATE: endpoints may be http URLs and private addresses (development and tests). */
+  readonly webhookAllowPrivate: boolean;
   /**
    * Closes the transport a subscription runs on (a WebSocket with a close
    * code); undefined over HTTP/SSE, where ending the stream is the close.

@@ -2,7 +2,14 @@ import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 import { InvalidInputError } from "../domain/errors.ts";
 import { UUID } from "../domain/uuid.ts";
 
-export type NodeTypeName = "Account" | "Grant" | "Generation" | "LedgerEntry" | "Board";
+export type NodeTypeName =
+  | "Account"
+  | "Grant"
+  | "Generation"
+  | "LedgerEntry"
+  | "Board"
+  | "WebhookEndpoint"
+  | "WebhookDelivery";
 
 const NODE_TYPE_NAMES: ReadonlySet<string> = new Set<NodeTypeName>([
   "Account",
@@ -10,6 +17,8 @@ const NODE_TYPE_NAMES: ReadonlySet<string> = new Set<NodeTypeName>([
   "Generation",
   "LedgerEntry",
   "Board",
+  "WebhookEndpoint",
+  "WebhookDelivery",
 ]);
 
 /**

@@ -12,6 +12,7 @@ import "./board.ts";
 import "./spending.ts";
 import "./errors.ts";
 import "./audit.ts";
+import "./webhook.ts";
 import "./subscriptions.ts";
 
 /** The executable schema. */
