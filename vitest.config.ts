@@ -32,6 +32,7 @@ const POSTGRES_ONLY = [
  */
 const NO_DATABASE = [
   "test/config.test.ts",
+  "test/webhooks/rules.test.ts", // SSRF rules and the retry schedule
   "test/dashboard/demo.test.ts", // the demo script's output; the ledger under it is tested on both
   "test/dashboard/dev-login-host.test.ts",
   "test/dashboard/graphql-client.test.ts",

@@ -40,8 +40,8 @@ export function retryDelayMs(attempt: number, baseMs: number, random: () => numb
 export interface WebhookWorkerOptions {
   /** Pause between rounds when nothing was due. @default 200 // ms */
   readonly intervalMs?: number;
-  /** Deliveries one round claims and sends at once. @default 64 */
-  readonly batchSizeMax?: number;
+  /** Deliveries one instance sends at once; a round claims only as many as are free. @default 64 */
+  readonly concurrencyMax?: number;
   /** See retryDelayMs (the server passes WEBHOOK_RETRY_BASE_MS). */
   readonly retryBaseMs: number;
   /** Deliveries older than this many days are deleted (WEBHOOK_RETENTION_DAYS). */
@@ -83,7 +83,14 @@ export class WebhookWorker {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private stopped = true;
+  private roundRunning = false;
+  /** A round ended while it was running: it runs again at once. */
+  private again = false;
+  /** The last round filled every free slot: more is probably due. */
+  private saturated = false;
+  private readonly concurrencyMax: number;
   private lastPruneMs = 0;
+  private readonly inFlight = new Set<Promise<void>>();
   private readonly clock: () => Date;
 
   constructor(
@@ -92,6 +99,7 @@ export class WebhookWorker {
     private readonly log: Logger,
   ) {
     this.clock = options.clock ?? (() => new Date());
+    this.concurrencyMax = options.concurrencyMax ?? 64;
   }
 
   start(): void {
@@ -104,6 +112,7 @@ export class WebhookWorker {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     await this.running;
+    await this.settled();
   }
 
   /** Pending deliveries over every endpoint, for the metrics. */
@@ -113,29 +122,72 @@ export class WebhookWorker {
 
   private schedule(delayMs: number): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.running = this.round()
-        .then((busy) => this.schedule(busy ? 0 : (this.options.intervalMs ?? 200)))
-        .catch((error: unknown) => {
-          this.log.error("webhook round failed", { err: error });
-          this.schedule(this.options.intervalMs ?? 200);
-        });
-    }, delayMs);
+    if (this.roundRunning) {
+      // The running round schedules the next one when it ends.
+      this.again = true;
+      return;
+    }
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.runRound(), delayMs);
     this.timer.unref();
   }
 
-  /** One round. @returns true when the batch was full, so more is probably due. */
+  private runRound(): void {
+    this.timer = null;
+    this.roundRunning = true;
+    this.again = false;
+    this.running = this.round()
+      .catch((error: unknown) => {
+        this.log.error("webhook round failed", { err: error });
+        return false;
+      })
+      .then((more) => {
+        this.roundRunning = false;
+        this.schedule(more || this.again ? 0 : (this.options.intervalMs ?? 200));
+      });
+  }
+
+  /**
+   * One round: claims as many due deliveries as there are free slots and
+   * starts them without waiting for them (a slow endpoint holds one slot,
+   * not the round). @returns true when the slots were all free and all
+   * filled, so more is probably due at once.
+   */
   async round(): Promise<boolean> {
     const now = this.clock();
-    const limit = this.options.batchSizeMax ?? 64;
-    const claimed = await claimDue(this.db, now, new Date(now.getTime() + LEASE_MS), limit);
-    await Promise.all(claimed.map((delivery) => this.deliver(delivery)));
     if (now.getTime() - this.lastPruneMs >= PRUNE_INTERVAL_MS) {
       this.lastPruneMs = now.getTime();
       const before = new Date(now.getTime() - this.options.retentionDays * 86_400_000);
       this.stats.pruned += await pruneDeliveries(this.db, before, 10_000);
     }
-    return claimed.length >= limit;
+    const free = this.concurrencyMax - this.inFlight.size;
+    if (free <= 0) {
+      // Every slot is taken: the next round starts when half of them are free again.
+      this.saturated = true;
+      return false;
+    }
+    const claimed = await claimDue(this.db, now, new Date(now.getTime() + LEASE_MS), free);
+    for (const delivery of claimed) this.track(this.deliver(delivery), delivery.id);
+    if (claimed.length >= free) this.saturated = true;
+    return false;
+  }
+
+  private track(sending: Promise<void>, deliveryId: string): void {
+    const tracked: Promise<void> = sending
+      .catch((error: unknown) => this.log.error("webhook delivery failed", { err: error, deliveryId }))
+      .finally(() => {
+        this.inFlight.delete(tracked);
+        if (this.saturated && this.inFlight.size <= this.concurrencyMax / 2) {
+          this.saturated = false;
+          this.schedule(0);
+        }
+      });
+    this.inFlight.add(tracked);
+  }
+
+  /** Resolves when every delivery started so far has been recorded. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.inFlight]);
   }
 
   private async deliver(delivery: ClaimedDelivery): Promise<void> {
