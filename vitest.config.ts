@@ -23,6 +23,7 @@ const POSTGRES_ONLY = [
   "test/reliability/postgres-restart.test.ts",
   "test/reliability/reaper-race.test.ts", // two server processes on one database
   "test/reliability/redis-outage-load.test.ts",
+  "test/webhooks/crash.test.ts", // server processes killed between commit and delivery
 ];
 
 /**

@@ -64,7 +64,7 @@ interface AttemptResult {
 }
 
 /** Since a claim's lease must outlast the attempt, with room for the bookkeeping around it. */
-const LEASE_MS = WEBHOOK_TIMEOUT_MS * 6;
+const LEASE_MS = WEBHOOK_TIMEOUT_MS * 3;
 /** How often the worker prunes old deliveries. @default 60_000 // 1 minute */
 const PRUNE_INTERVAL_MS = 60_000;
 /** Bytes of a response read before the rest is dropped: the body is never used. */

@@ -14,7 +14,8 @@ export interface Received {
  * A real HTTP server that receives webhooks on a path of its own (requests
  * to any other path, e.g. deliveries left by earlier runs to a port reused
  * since, get 404 and are not recorded). It answers the statuses of `script`
- * in turn, then 200.
+ * in turn, then 200; a 0 in the script holds that request open, unanswered
+ * (the sender's attempt is still in flight).
  */
 export interface Receiver {
   readonly url: string;
@@ -38,7 +39,7 @@ export async function startReceiver(script: readonly number[] = []): Promise<Rec
       }
       const status = script[received.length] ?? 200;
       received.push({ headers: req.headers, body: Buffer.concat(chunks).toString(), at: performance.now() });
-      res.writeHead(status, { "content-type": "text/plain" }).end("ok");
+      if (status !== 0) res.writeHead(status, { "content-type": "text/plain" }).end("ok");
       for (const wake of waiters.splice(0)) wake();
     });
   });
