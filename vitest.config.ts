@@ -18,6 +18,7 @@ const POSTGRES_ONLY = [
   "test/realtime/subscription-flood.test.ts", // measures the PostgreSQL pool's queue
   "test/hardening/logs.test.ts", // breaks a server process's database from outside
   "test/realtime/cross-instance.test.ts",
+  "test/realtime/balance-alerts-cross-instance.test.ts", // two server processes sharing Redis
   "test/realtime/redis-outage.test.ts",
   "test/reliability/crash.test.ts",
   "test/reliability/postgres-restart.test.ts",

@@ -16,11 +16,14 @@ export interface BalanceSnapshot {
   readonly updatedAt: Date;
 }
 
+/** The account row's fields a balance shows. */
+type BalanceAccount = Omit<AccountState, "reservedVolume" | "alertThreshold" | "alertTriggered">;
+
 type BalanceGrant = Pick<GrantState, "remaining" | "expiresAt" | "expiredAt">;
 
 /** The balance of an account from its totals and its open grants. */
 export function balanceOf(
-  account: Omit<AccountState, "reservedVolume">,
+  account: BalanceAccount,
   grants: Iterable<BalanceGrant>,
   now: Date,
 ): BalanceSnapshot {
@@ -75,7 +78,7 @@ export async function loadBalance(
   );
   const row = rows[0];
   if (row === undefined) return null;
-  const account: Omit<AccountState, "reservedVolume"> = {
+  const account: BalanceAccount = {
     id: row.id,
     kind: row.kind,
     available: row.available,

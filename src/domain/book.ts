@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { type BalanceLowEvent, evaluateBalanceAlert } from "./alerts.ts";
 import { assert } from "./assert.ts";
 import { type Credits, minCredits, sumCredits } from "./credits.ts";
 import {
@@ -14,6 +15,7 @@ import {
   type RefundReason,
 } from "./model.ts";
 import type { Notice } from "./notices.ts";
+import type { SpendCapState } from "./spend-caps.ts";
 
 /** A stored mutation outcome (see idempotency.ts). */
 export interface IdempotencyDraft {
@@ -78,6 +80,12 @@ export class Book {
   listened = false;
   /** Generations that were in progress when loaded: those finishing here send generation.finished. */
   readonly openAtLoad: ReadonlySet<string>;
+  /** Spend caps of the members this transaction reserves for, with their spending (spend-caps.ts). */
+  readonly spendCaps: SpendCapState[] = [];
+  /** Crossings below the alert threshold in this transaction, published after commit (alerts.ts). */
+  readonly balanceLow: BalanceLowEvent[] = [];
+  /** Whether the account row changed beyond what entries explain (its alert): it must be written. */
+  accountChanged = false;
   private openTransfer: Transfer | null = null;
 
   constructor(
@@ -125,7 +133,7 @@ export class Book {
 
   /** Whether anything will be written. */
   get isDirty(): boolean {
-    return this.changeCount() > 0 || this.idempotency.length > 0;
+    return this.changeCount() > 0 || this.idempotency.length > 0 || this.accountChanged;
   }
 
   addGrant(grant: GrantState): void {
@@ -167,6 +175,8 @@ export class Book {
     assert(this.openTransfer === transfer, "the open transfer is the one finished");
     this.openTransfer = null;
     if (change.entries.length > 0 || change.generationIds.length > 0) this.changes.push(change);
+    // Only entries move `available`; each transfer that wrote some may cross the alert's threshold.
+    if (change.entries.length > 0) evaluateBalanceAlert(this);
   }
 
   /**

@@ -12,7 +12,8 @@ export type ErrorCode =
   | "FORBIDDEN"
   | "IDEMPOTENCY_KEY_REUSED"
   | "ALREADY_FINALIZED"
-  | "REFUND_EXCEEDS_CHARGE";
+  | "REFUND_EXCEEDS_CHARGE"
+  | "SPEND_CAP_EXCEEDED";
 
 export abstract class DomainError extends Error {
   abstract readonly code: ErrorCode;

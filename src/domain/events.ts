@@ -1,3 +1,4 @@
+import type { BalanceLowEvent } from "./alerts.ts";
 import type { BalanceSnapshot } from "./balance.ts";
 import type { CommittedBatch } from "./executor.ts";
 import type { GenerationStatus, LedgerEntryRecord } from "./model.ts";
@@ -14,6 +15,8 @@ export interface AccountEvent {
   readonly generationIds: readonly string[];
   readonly generationStatuses: Readonly<Record<string, GenerationStatus>>;
   readonly balance: BalanceSnapshot;
+  /** Falls below the alert threshold in this commit (usually none; absent from older publishers). */
+  readonly balanceLow?: readonly BalanceLowEvent[];
 }
 
 export type AccountListener = (event: AccountEvent) => void;
@@ -57,5 +60,6 @@ export function eventOf(batch: CommittedBatch): AccountEvent {
     generationIds: [...new Set(batch.changes.flatMap((change) => change.generationIds))],
     generationStatuses: batch.generationStatuses,
     balance: batch.balance,
+    balanceLow: batch.balanceLow,
   };
 }

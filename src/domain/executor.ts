@@ -1,5 +1,6 @@
 import type { Database } from "../db/database.ts";
 import { isOutcomeUnknown } from "../db/unavailable.ts";
+import type { BalanceLowEvent } from "./alerts.ts";
 import { assert } from "./assert.ts";
 import { type BalanceSnapshot, balanceOf } from "./balance.ts";
 import { type AccountChange, Book } from "./book.ts";
@@ -8,6 +9,7 @@ import { expireDueGrants } from "./grants.ts";
 import type { IdempotencyRequest } from "./idempotency.ts";
 import type { GenerationState, GenerationStatus } from "./model.ts";
 import { timeOutOverdue } from "./settle.ts";
+import type { SpendCapState } from "./spend-caps.ts";
 import {
   flush,
   type IdempotencyLookup,
@@ -26,6 +28,8 @@ export interface Operation<T> {
   /** Generations the operation reads or changes; loaded with their items and draws. */
   readonly generationIds: readonly string[];
   readonly idempotency: IdempotencyRequest | null;
+  /** The member whose spend caps bound the operation (a reserve's requestedBy); loaded with the account. */
+  readonly capMember?: string | null;
   /**
    * Background work (the reaper): skips the account when another transaction
    * holds its lock, instead of waiting; the next round picks it up.
@@ -62,6 +66,8 @@ export interface CommittedBatch {
   readonly balance: BalanceSnapshot;
   /** Status after commit of every generation the batch changed (entries derive their status from it). */
   readonly generationStatuses: Readonly<Record<string, GenerationStatus>>;
+  /** Falls below the account's alert threshold that this transaction decided (alerts.ts). */
+  readonly balanceLow: readonly BalanceLowEvent[];
 }
 
 export interface ExecutorOptions {
@@ -366,12 +372,16 @@ export class Executor {
                 [...new Set(operations.flatMap((operation) => operation.generationIds))],
                 operations.flatMap(idempotencyLookup),
                 now,
+                [...new Set(operations.flatMap((operation) => operation.capMember ?? []))],
               );
         // Stored keys, then keys first used in this transaction over all its accounts: a duplicate in
         // another account's batch is answered from here, not written twice.
         const records = new Map((loaded?.records ?? []).map((record) => [recordKey(record), record]));
         const grants = byAccount(loaded?.grants ?? []);
         const generations = byAccount(loaded?.generations ?? []);
+        const caps = new Map<string, SpendCapState[]>();
+        for (const cap of loaded?.caps ?? [])
+          caps.set(cap.accountId, [...(caps.get(cap.accountId) ?? []), cap]);
         const books: Book[] = [];
         const outcomes = batch.map(({ accountId, pending }) => {
           const account = accounts.get(accountId);
@@ -385,6 +395,7 @@ export class Executor {
             now,
           );
           book.listened = listened.has(accountId);
+          book.spendCaps.push(...(caps.get(accountId) ?? []));
           books.push(book);
           // The reaper's work on what this batch touches comes first, so no
           // operation draws from an expired grant or settles an overdue item.
@@ -421,6 +432,7 @@ export class Executor {
         changes: book.changes,
         balance: balanceOf(book.account, book.grants(), book.now),
         generationStatuses,
+        balanceLow: book.balanceLow,
       });
     } catch (error) {
       // Publishing is best effort: the ledger is the truth and subscribers catch up from it.

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Database, Sql } from "../db/database.ts";
 import { loadBalance } from "./balance.ts";
-import { CREDITS_MAX, type Credits } from "./credits.ts";
+import type { Credits } from "./credits.ts";
 import { type DomainError, IdempotencyKeyReusedError, InvalidInputError, NotFoundError } from "./errors.ts";
 import {
   type CommittedBatch,
@@ -14,6 +14,7 @@ import {
 import { adjustBalance, grantCredits } from "./grants.ts";
 import { type IdempotencyRequest, requestHash } from "./idempotency.ts";
 import type { AccountKind, GrantSource, MemberRole, RefundReason } from "./model.ts";
+import { holdAmount, pricedUnitCost } from "./prices.ts";
 import { reserveGeneration } from "./reserve.ts";
 import { type ItemOutcome, refundGeneration, settleGeneration, supportRefund } from "./settle.ts";
 import {
@@ -48,7 +49,8 @@ export interface ReserveRequest {
   readonly requestedBy?: string | null;
   readonly feature: string;
   readonly model?: string | null;
-  readonly unitCost: Credits | number;
+  /** Omitted: the rate card's current price (prices.ts). */
+  readonly unitCost?: Credits | number | null;
   readonly quantity?: number | null;
   readonly timeoutSeconds?: number | null;
   readonly boardId?: string | null;
@@ -295,7 +297,7 @@ export class Ledger {
       requestedBy: c.optionalText("requestedBy", input.requestedBy),
       feature: c.requiredText("feature", input.feature),
       model: c.optionalText("model", input.model),
-      unitCost: c.positiveCredits("unitCost", input.unitCost),
+      unitCost: input.unitCost == null ? null : c.positiveCredits("unitCost", input.unitCost),
       quantity: c.integer("quantity", input.quantity ?? 1, 1, QUANTITY_MAX),
       timeoutSeconds: c.integer(
         "timeoutSeconds",
@@ -306,17 +308,12 @@ export class Ledger {
       metadata: c.metadata("metadata", input.metadata),
     }));
     if (checked instanceof InvalidInputError) return fail(checked);
+    const unitCost = await pricedUnitCost(this.db, checked.feature, checked.model, checked.unitCost);
+    if (unitCost instanceof InvalidInputError) return fail(unitCost);
     // The hold is an amount the API reports (reserved, InsufficientCreditsError.required), so
     // it must be a safe integer too, not only each factor.
-    const reserved = checked.unitCost * BigInt(checked.quantity);
-    if (reserved > CREDITS_MAX) {
-      return fail(
-        new InvalidInputError(
-          "unitCost",
-          `× quantity (${checked.quantity}) must be at most 2^53 − 1 credits, got ${reserved}`,
-        ),
-      );
-    }
+    const reserved = holdAmount(unitCost, checked.quantity);
+    if (reserved instanceof InvalidInputError) return fail(reserved);
     if (input.boardId != null && !(await this.boardOnAccount(input.boardId, input.accountId))) {
       return fail(new NotFoundError("Board"));
     }
@@ -326,6 +323,7 @@ export class Ledger {
       accountId: input.accountId,
       generationIds: [],
       idempotency: this.idempotency(principal, "reserveGeneration", checked.key, input),
+      capMember: checked.requestedBy,
       apply: (book) =>
         reserveGeneration(book, {
           generationId,
@@ -333,7 +331,7 @@ export class Ledger {
           requestedBy: checked.requestedBy,
           feature: checked.feature,
           model: checked.model,
-          unitCost: checked.unitCost,
+          unitCost,
           quantity: checked.quantity,
           timeoutSeconds: checked.timeoutSeconds,
           boardId: input.boardId ?? null,

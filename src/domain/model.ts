@@ -46,6 +46,13 @@ export interface AccountState {
    * every sum reported over the account's generations is at most this.
    */
   reservedVolume: Credits;
+  /** The balance alert's threshold (SPEC §8.5); null when the account has none. */
+  alertThreshold: Credits | null;
+  /**
+   * Whether `available` is below the threshold: the alert fired when this
+   * turned true, and is armed again once it is false (see alerts.ts).
+   */
+  alertTriggered: boolean;
 }
 
 export interface GrantState {
@@ -57,6 +64,8 @@ export interface GrantState {
   held: Credits;
   readonly expiresAt: Date | null;
   expiredAt: Date | null;
+  /** When the reaper sent the grant's `grant.expiring` notice; null: not yet. */
+  expiryNoticedAt: Date | null;
   readonly reference: string | null;
   readonly title: string | null;
   readonly createdAt: Date;

@@ -3,6 +3,7 @@ import { CREDITS_MAX, type Credits, minCredits } from "./credits.ts";
 import { InsufficientCreditsError, InvalidInputError } from "./errors.ts";
 import { drawable, drawOrder } from "./grants.ts";
 import type { DrawState, GenerationState, ItemState } from "./model.ts";
+import { capsPassed, capView, SpendCapExceededError, type SpendCapState } from "./spend-caps.ts";
 
 export interface ReserveInput {
   /** Chosen by the caller of the domain so a stored idempotent answer can name it. */
@@ -18,6 +19,42 @@ export interface ReserveInput {
   readonly metadata: unknown;
 }
 
+/** What decides whether a hold may be taken: the same for a reserve and for its quote. */
+export interface HoldState {
+  /** Credits the account's generations ever reserved (bounded by CREDITS_MAX). */
+  readonly reservedVolume: Credits;
+  /** Credits that can be drawn now. */
+  readonly available: Credits;
+  /** The spend caps of the member the hold is for (none without a requestedBy). */
+  readonly caps: readonly SpendCapState[];
+}
+
+/** Why `required` credits cannot be held, or null when they can (SPEC §5 reserve, §8.2 caps). */
+export function checkHold(
+  state: HoldState,
+  required: Credits,
+  now: Date,
+): InvalidInputError | SpendCapExceededError | InsufficientCreditsError | null {
+  const volumeLeft = CREDITS_MAX - state.reservedVolume;
+  if (required > volumeLeft) {
+    // Checked before the balance: it is the account's for good, not until the next grant.
+    return new InvalidInputError(
+      "unitCost",
+      `× quantity (${required} credits) would take the credits this account ever reserved past 2^53 − 1, the most its spending figures can report; ${volumeLeft} can still be reserved`,
+    );
+  }
+  // The member's own limit before the pool's balance: it is what this member can change nothing about until it resets.
+  const [cap] = capsPassed(state.caps, required);
+  if (cap !== undefined) return new SpendCapExceededError(capView(cap, now), required);
+  if (state.available < required) return new InsufficientCreditsError(state.available, required);
+  return null;
+}
+
+/** The caps of `member` among those loaded with the book. */
+export function memberCaps(caps: readonly SpendCapState[], member: string | null): SpendCapState[] {
+  return member === null ? [] : caps.filter((cap) => cap.memberId === member);
+}
+
 /**
  * Holds `unitCost × quantity` for a new generation, drawing subscription
  * credits before wallet credits (see `drawOrder`), and writes its USAGE entry.
@@ -26,18 +63,16 @@ export interface ReserveInput {
 export function reserveGeneration(
   book: Book,
   input: ReserveInput,
-): { generationId: string } | InsufficientCreditsError | InvalidInputError {
+): { generationId: string } | InsufficientCreditsError | InvalidInputError | SpendCapExceededError {
   const required = input.unitCost * BigInt(input.quantity);
-  const volumeLeft = CREDITS_MAX - book.account.reservedVolume;
-  if (required > volumeLeft) {
-    // Checked before the balance: it is the account's for good, not until the next grant.
-    return new InvalidInputError(
-      "unitCost",
-      `× quantity (${required} credits) would take the credits this account ever reserved past 2^53 − 1, the most its spending figures can report; ${volumeLeft} can still be reserved`,
-    );
-  }
-  const available = drawable(book);
-  if (available < required) return new InsufficientCreditsError(available, required);
+  const caps = memberCaps(book.spendCaps, input.requestedBy);
+  const refused = checkHold(
+    { reservedVolume: book.account.reservedVolume, available: drawable(book), caps },
+    required,
+    book.now,
+  );
+  if (refused !== null) return refused;
+  for (const cap of caps) cap.spent += required;
 
   const items: ItemState[] = Array.from({ length: input.quantity }, (_, index) => ({
     index,

@@ -1,4 +1,5 @@
 import type { Sql } from "../db/database.ts";
+import { capsWithSpentQuery, parseSpendCap, type SpendCapRow } from "../db/spend-caps.ts";
 import { assert } from "./assert.ts";
 import type { Book } from "./book.ts";
 import type {
@@ -11,6 +12,7 @@ import type {
   PostingRecord,
 } from "./model.ts";
 import { outboxEvents } from "./outbox.ts";
+import { periodStart, type SpendCapState } from "./spend-caps.ts";
 import { UUID } from "./uuid.ts";
 
 /**
@@ -46,6 +48,8 @@ interface AccountRow {
   sequence: number;
   updated_at: Date;
   reserved_volume: bigint;
+  alert_threshold: bigint | null;
+  alert_triggered: boolean;
 }
 
 type Json<T> = {
@@ -65,6 +69,7 @@ interface LoadedRow {
     draws: Json<DrawState>[];
   })[];
   records: StoredIdempotency[];
+  caps: SpendCapRow[];
 }
 
 /**
@@ -87,6 +92,7 @@ export function lockAccountsStatement(accountIds: readonly string[], skipLocked 
   // `listened`: whether a webhook endpoint takes the account's events (its own or one for every
   // account); only then does the write statement fill the outbox, so nobody listening costs nothing more.
   return `SELECT id, kind, available, held, subscription, wallet, sequence, updated_at, reserved_volume,
+            alert_threshold, alert_triggered,
             EXISTS (SELECT 1 FROM webhook_endpoint e
                      WHERE e.enabled AND (e.account_id = account.id OR e.account_id IS NULL)) AS listened
        FROM account WHERE id IN (${ids}) ORDER BY id FOR UPDATE${skipLocked ? " SKIP LOCKED" : ""}`;
@@ -106,6 +112,8 @@ export function lockedAccounts(rows: readonly unknown[]): Map<string, AccountSta
       sequence: row.sequence,
       updatedAt: row.updated_at,
       reservedVolume: row.reserved_volume,
+      alertThreshold: row.alert_threshold,
+      alertTriggered: row.alert_triggered,
     });
   }
   return accounts;
@@ -120,9 +128,11 @@ export function listenedAccounts(rows: readonly unknown[]): Set<string> {
  * Loads, after the lock (so in a fresh READ COMMITTED snapshot), the locked
  * accounts' open grants (credits remaining or held, due to expire, or drawn
  * by the requested generations), the requested generations with items and
- * draws, and the stored idempotency records for the batch's keys. Grants and
- * generations carry their `accountId`: a caller hands each account only its
- * own (a generation of another account is not found).
+ * draws, the stored idempotency records for the batch's keys, and the spend
+ * caps of `capMembers` (the members the batch's reserves are for) with what
+ * each spent in its period. Grants, generations and caps carry their
+ * `accountId`: a caller hands each account only its own (a generation of
+ * another account is not found).
  */
 export async function loadForBatch(
   tx: Sql,
@@ -130,12 +140,19 @@ export async function loadForBatch(
   generationIds: readonly string[],
   keys: readonly IdempotencyLookup[],
   now: Date,
-): Promise<{ grants: GrantState[]; generations: GenerationState[]; records: StoredIdempotency[] }> {
+  capMembers: readonly string[] = [],
+): Promise<{
+  grants: GrantState[];
+  generations: GenerationState[];
+  records: StoredIdempotency[];
+  caps: SpendCapState[];
+}> {
   const rows = await tx.query<LoadedRow>(
     `SELECT
       (SELECT coalesce(json_agg(g ORDER BY g."createdAt", g.id), '[]'::json) FROM (
          SELECT id, account_id AS "accountId", source, amount::text, remaining::text, held::text,
-                expires_at AS "expiresAt", expired_at AS "expiredAt", reference, title, created_at AS "createdAt"
+                expires_at AS "expiresAt", expired_at AS "expiredAt",
+                expiry_noticed_at AS "expiryNoticedAt", reference, title, created_at AS "createdAt"
            FROM credit_grant WHERE account_id = ANY($1::uuid[])
             AND (remaining > 0 OR held > 0 OR (expired_at IS NULL AND expires_at <= $6)
                  OR id IN (SELECT grant_id FROM generation_draw WHERE generation_id = ANY($2::uuid[])))) g) AS grants,
@@ -158,7 +175,8 @@ export async function loadForBatch(
               'requestHash', r.request_hash, 'accountId', r.account_id, 'result', r.result)), '[]'::json)
          FROM idempotency_record r
          JOIN unnest($3::text[], $4::text[], $5::text[]) AS k(principal, operation, key)
-           ON r.principal = k.principal AND r.operation = k.operation AND r.key = k.key) AS records`,
+           ON r.principal = k.principal AND r.operation = k.operation AND r.key = k.key) AS records,
+      (SELECT coalesce(json_agg(c), '[]'::json) FROM (${capsWithSpentQuery("$1::uuid[]", "$7", "$8", "$9")}) c) AS caps`,
     [
       accountIds,
       generationIds,
@@ -166,6 +184,9 @@ export async function loadForBatch(
       keys.map((k) => k.operation),
       keys.map((k) => k.key),
       now,
+      capMembers,
+      periodStart("DAY", now),
+      periodStart("MONTH", now),
     ],
     // Prepared: this statement was re-planned on every batch (0.4 ms of planning each).
     "creditbook_load_accounts",
@@ -176,6 +197,7 @@ export async function loadForBatch(
     grants: row.grants.map(parseGrant),
     generations: row.generations.map(parseGeneration),
     records: row.records,
+    caps: row.caps.map(parseSpendCap),
   };
 }
 
@@ -190,6 +212,7 @@ function parseGrant(row: Json<GrantState>): GrantState {
     held: BigInt(row.held),
     expiresAt: dateOrNull(row.expiresAt),
     expiredAt: dateOrNull(row.expiredAt),
+    expiryNoticedAt: dateOrNull(row.expiryNoticedAt),
     createdAt: date(row.createdAt),
   };
 }
@@ -237,6 +260,7 @@ const GRANT_INSERT: Columns = [
   ["held", "bigint", "held"],
   ["expires_at", "timestamptz", "expiresAt"],
   ["expired_at", "timestamptz", "expiredAt"],
+  ["expiry_noticed_at", "timestamptz", "expiryNoticedAt"],
   ["reference", "text", "reference"],
   ["title", "text", "title"],
   ["created_at", "timestamptz", "createdAt"],
@@ -246,6 +270,7 @@ const GRANT_UPDATE: Columns = [
   ["remaining", "bigint", "remaining"],
   ["held", "bigint", "held"],
   ["expired_at", "timestamptz", "expiredAt"],
+  ["expiry_noticed_at", "timestamptz", "expiryNoticedAt"],
 ];
 const GENERATION_INSERT: Columns = [
   ["id", "uuid", "id"],
@@ -364,6 +389,8 @@ const ACCOUNT_UPDATE: Columns = [
   ["sequence", "integer", "sequence"],
   ["updated_at", "timestamptz", "updatedAt"],
   ["reserved_volume", "bigint", "reservedVolume"],
+  ["alert_threshold", "bigint", "alertThreshold"],
+  ["alert_triggered", "boolean", "alertTriggered"],
 ];
 
 function recordset(key: string, columns: Columns): string {

@@ -70,6 +70,14 @@ export class Check {
     return credits;
   }
 
+  nonNegativeCredits(field: string, value: Credits | number): Credits {
+    const problem = creditsProblem(value);
+    if (problem !== null) throw new InvalidInputError(field, problem);
+    const credits = toCredits(value);
+    if (credits < 0n) throw new InvalidInputError(field, `must be 0 or more credits, got ${credits}`);
+    return credits;
+  }
+
   nonZeroCredits(field: string, value: Credits | number): Credits {
     const problem = creditsProblem(value);
     if (problem !== null) throw new InvalidInputError(field, problem);

@@ -1,4 +1,5 @@
 import type { Database } from "../db/database.ts";
+import { GRANT_EXPIRY_NOTICE_HOURS_DEFAULT } from "../domain/alerts.ts";
 import type { Executor } from "../domain/executor.ts";
 import { reapAccount } from "../domain/reap.ts";
 import type { Logger } from "../log.ts";
@@ -16,6 +17,11 @@ export interface ReaperOptions {
    * transactions of many accounts (behind users' operations). @default 256
    */
   readonly concurrencyMax?: number;
+  /**
+   * How long before a grant with credits left expires its `grant.expiring`
+   * notice is sent (the server passes GRANT_EXPIRY_NOTICE_HOURS). @default 72 // hours
+   */
+  readonly grantExpiryNoticeHours?: number;
   readonly clock?: () => Date;
 }
 
@@ -25,6 +31,8 @@ export interface ReaperStats {
   generationsTimedOut: number;
   /** Grants written off by this reaper's own transactions. */
   grantsExpired: number;
+  /** Grants whose `grant.expiring` notice this reaper's own transactions sent. */
+  grantsNoticed: number;
   keysPruned: number;
   /** Seconds between now and the oldest deadline still overdue at the last round's start. */
   lagSeconds: number;
@@ -32,7 +40,8 @@ export interface ReaperStats {
 
 /**
  * The background reaper: times out generations past their deadline, expires
- * grants past `expiresAt`, and prunes expired idempotency keys. Each account
+ * grants past `expiresAt`, sends the `grant.expiring` notice of grants about
+ * to expire, and prunes expired idempotency keys. Each account
  * is handled by one background operation of the executor (`reapAccount`,
  * which does the timing out and expiring and says how much), which skips accounts another
  * transaction holds (`SKIP LOCKED`) and re-checks everything under the lock,
@@ -43,6 +52,7 @@ export class Reaper {
     rounds: 0,
     generationsTimedOut: 0,
     grantsExpired: 0,
+    grantsNoticed: 0,
     keysPruned: 0,
     lagSeconds: 0,
   };
@@ -108,16 +118,29 @@ export class Reaper {
         WHERE expired_at IS NULL AND expires_at <= $1 LIMIT $2`,
       [now, this.options.batchSizeMax],
     );
+    const noticeHours = this.options.grantExpiryNoticeHours ?? GRANT_EXPIRY_NOTICE_HOURS_DEFAULT;
+    // Unnoticed grants with credits left that expire within the notice window (the partial index
+    // credit_grant_expiry_notice_idx holds only unnoticed open grants with an expiry).
+    const noticing = await this.db.query<{ account_id: string }>(
+      `SELECT DISTINCT account_id FROM credit_grant
+        WHERE expiry_noticed_at IS NULL AND expired_at IS NULL AND expires_at IS NOT NULL
+          AND expires_at > $1 AND expires_at <= $2 AND remaining > 0 LIMIT $3`,
+      [now, new Date(now.getTime() + noticeHours * 3_600_000), this.options.batchSizeMax],
+    );
     const work = [
       ...overdue.map((row) => ({ accountId: row.account_id, generationIds: row.ids })),
-      ...expiring.map((row) => ({ accountId: row.account_id, generationIds: [] as string[] })),
+      ...[...expiring, ...noticing].map((row) => ({
+        accountId: row.account_id,
+        generationIds: [] as string[],
+      })),
     ];
     await this.inParallel(work, async ({ accountId, generationIds }) => {
-      const outcome = await this.executor.run(reapAccount(accountId, generationIds));
+      const outcome = await this.executor.run(reapAccount(accountId, generationIds, noticeHours));
       // A skipped account (locked by another transaction) is not ok, and counts nothing.
       if (outcome.ok) {
         this.stats.generationsTimedOut += outcome.value.generationsTimedOut;
         this.stats.grantsExpired += outcome.value.grantsExpired;
+        this.stats.grantsNoticed += outcome.value.grantsNoticed;
       }
     });
     const pruned = await this.db.query<{ n: number }>(
@@ -130,7 +153,11 @@ export class Reaper {
     );
     this.stats.keysPruned += pruned[0]?.n ?? 0;
     const dueCount = overdue.reduce((n, row) => n + row.ids.length, 0);
-    return dueCount >= this.options.batchSizeMax || expiring.length >= this.options.batchSizeMax;
+    return (
+      dueCount >= this.options.batchSizeMax ||
+      expiring.length >= this.options.batchSizeMax ||
+      noticing.length >= this.options.batchSizeMax
+    );
   }
 
   private async inParallel<T>(items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {

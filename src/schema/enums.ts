@@ -120,5 +120,8 @@ export const ErrorCodeEnum = builder.enumType("ErrorCode", {
     REFUND_EXCEEDS_CHARGE: {
       description: "A support refund above what is still refundable; nothing was refunded.",
     },
+    SPEND_CAP_EXCEEDED: {
+      description: "The reserve would take the member past a spend cap on the account; nothing was held.",
+    },
   } as const,
 });

@@ -19,6 +19,7 @@ import {
   parseGenerationQuery,
 } from "../domain/history.ts";
 import type { GenerationState } from "../domain/model.ts";
+import { SpendCapExceededError } from "../domain/spend-caps.ts";
 import { BalanceRef } from "./balance.ts";
 import { builder } from "./builder.ts";
 import { holdsSelection } from "./committed.ts";
@@ -184,8 +185,8 @@ const ReserveGenerationInput = builder.inputType("ReserveGenerationInput", {
     model: t.string({ description: "The model used, at most 200 characters." }),
     unitCost: t.field({
       type: "Credits",
-      required: true,
-      description: "Credits per item: positive; the most a delivered item can be charged.",
+      description:
+        "Credits per item: positive; the most a delivered item can be charged. Omitted: the rate card's current price of (feature, model), else of the feature (see `prices`); the generation keeps it.",
     }),
     quantity: t.int({ defaultValue: 1, description: "Number of items, 1 to 100, each billed on its own." }),
     timeoutSeconds: t.int({
@@ -283,7 +284,7 @@ builder.mutationField("reserveGeneration", (t) =>
       input: t.arg({ type: ReserveGenerationInput, required: true, description: "The generation to start." }),
     },
     errors: {
-      types: [InsufficientCreditsError, IdempotencyKeyReusedError],
+      types: [InsufficientCreditsError, SpendCapExceededError, IdempotencyKeyReusedError],
       union: { name: "ReserveGenerationResult", description: resultDescription("reserveGeneration") },
     },
     resolve: async (_root, { input }, context) => {

@@ -8,6 +8,7 @@ export type NodeTypeName =
   | "Generation"
   | "LedgerEntry"
   | "Board"
+  | "Price"
   | "WebhookEndpoint"
   | "WebhookDelivery";
 
@@ -17,6 +18,7 @@ const NODE_TYPE_NAMES: ReadonlySet<string> = new Set<NodeTypeName>([
   "Generation",
   "LedgerEntry",
   "Board",
+  "Price",
   "WebhookEndpoint",
   "WebhookDelivery",
 ]);

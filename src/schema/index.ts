@@ -10,9 +10,12 @@ import "./generation.ts";
 import "./ledger-entry.ts";
 import "./board.ts";
 import "./spending.ts";
+import "./prices.ts";
+import "./spend-caps.ts";
 import "./errors.ts";
 import "./audit.ts";
 import "./webhook.ts";
+import "./alerts.ts";
 import "./subscriptions.ts";
 
 /** The executable schema. */

@@ -1,5 +1,7 @@
 import { GraphQLError } from "graphql";
+import type { BalanceLowEvent } from "../domain/alerts.ts";
 import type { BalanceSnapshot } from "../domain/balance.ts";
+import { BalanceLowEventRef } from "./alerts.ts";
 import { BalanceRef } from "./balance.ts";
 import { builder } from "./builder.ts";
 import type { Context } from "./context.ts";
@@ -213,5 +215,24 @@ builder.subscriptionField("generationUpdated", (t) =>
       freshLoaders(context);
       return context.prisma.generation.findUniqueOrThrow({ ...query, where: { id: ref.id } });
     },
+  }),
+);
+
+builder.subscriptionField("balanceLow", (t) =>
+  t.field({
+    type: BalanceLowEventRef,
+    description:
+      "Each time the account's `available` falls from at or above its alert threshold to below it (see `setBalanceAlert`), once per fall, on every instance. Live only: a fall while not subscribed is not replayed.",
+    args: { accountId: t.arg.id({ required: true, description: ACCOUNT_TO_FOLLOW }) },
+    subscribe: async (_root, args, context) => {
+      const accountId = await followedAccount(context, args.accountId);
+      const { channel, onEnd } = subscriberChannel<BalanceLowEvent>(context, accountId, () => 0);
+      const listening = await context.realtime.listen(accountId, {
+        balanceLow: (event) => channel.push(event),
+      });
+      onEnd(listening.stop);
+      return channel;
+    },
+    resolve: (event) => event,
   }),
 );

@@ -126,7 +126,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const reaper = new Reaper(
     db,
     ledger.executor,
-    { intervalMs: config.reaperIntervalMs, batchSizeMax: config.reaperBatchSizeMax },
+    {
+      intervalMs: config.reaperIntervalMs,
+      batchSizeMax: config.reaperBatchSizeMax,
+      grantExpiryNoticeHours: config.grantExpiryNoticeHours,
+    },
     log.child({ component: "reaper" }),
   );
 

@@ -4,6 +4,7 @@
  * what came, and all of them are reported together.
  */
 
+import { GRANT_EXPIRY_NOTICE_HOURS_DEFAULT, GRANT_EXPIRY_NOTICE_HOURS_MAX } from "../domain/alerts.ts";
 import { SUBSCRIBER_QUEUE_MAX } from "../schema/live/realtime.ts";
 import { REPLAY_CONCURRENCY_MAX } from "../schema/live/replay.ts";
 import { SUBSCRIPTIONS_PER_CONNECTION_MAX, SUBSCRIPTIONS_PER_PRINCIPAL_MAX } from "./subscription-limits.ts";
@@ -31,6 +32,8 @@ export interface Config {
   reaperEnabled: boolean;
   /** Most overdue generations one reaper round picks up (one background operation per account, batched into transactions of many accounts). @default 20_000 */
   reaperBatchSizeMax: number;
+  /** How long before a grant with credits left expires the reaper sends its `grant.expiring` notice. @default 72 // hours */
+  grantExpiryNoticeHours: number;
   /** PostgreSQL pool size. @default 20 */
   databasePoolSizeMax: number;
   /**
@@ -178,6 +181,12 @@ export function loadConfig(env: Env = process.env): Config {
     reaperIntervalMs: integer("REAPER_INTERVAL_MS", 1_000, 50, 60_000),
     reaperEnabled: boolean("REAPER_ENABLED", true),
     reaperBatchSizeMax: integer("REAPER_BATCH_SIZE", 20_000, 1, 50_000),
+    grantExpiryNoticeHours: integer(
+      "GRANT_EXPIRY_NOTICE_HOURS",
+      GRANT_EXPIRY_NOTICE_HOURS_DEFAULT,
+      1,
+      GRANT_EXPIRY_NOTICE_HOURS_MAX,
+    ),
     databasePoolSizeMax: integer("DATABASE_POOL_SIZE", 20, 1, 500),
     ledgerLanes: integer("LEDGER_LANES", 4, 1, 100),
     graphiql: boolean("GRAPHIQL", env.NODE_ENV !== "production"),

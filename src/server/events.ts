@@ -11,6 +11,7 @@ const BIGINT_KEYS = new Set([
   "total",
   "subscription",
   "wallet",
+  "threshold",
 ]);
 
 /** JSON with bigint amounts as strings; `decodeEvent` restores them exactly. */

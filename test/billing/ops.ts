@@ -43,6 +43,7 @@ function mutations(generationFields: string) {
     __typename
     ... on ReserveGenerationSuccess { ${success} }
     ... on InsufficientCreditsError { available required }
+    ... on SpendCapExceededError { cap { memberId period amount spent remaining resetsAt } }
     ${COMMON_ERRORS}
   }
 }`,
@@ -113,7 +114,8 @@ export const ACCOUNT = `query Account($id: ID!, $includeExpired: Boolean) {
 export interface ReserveOptions {
   readonly key?: string;
   readonly feature?: string;
-  readonly unitCost?: number;
+  /** Default 10; null omits it (the rate card's price). */
+  readonly unitCost?: number | null;
   readonly quantity?: number;
   readonly timeoutSeconds?: number;
   readonly requestedBy?: string;
@@ -241,7 +243,7 @@ export class Billing {
       idempotencyKey: options.key ?? unique("reserve"),
       accountId,
       feature: options.feature ?? "Image",
-      unitCost: options.unitCost ?? 10,
+      unitCost: options.unitCost === null ? undefined : (options.unitCost ?? 10),
       quantity: options.quantity ?? 1,
       timeoutSeconds: options.timeoutSeconds,
       requestedBy: options.requestedBy,

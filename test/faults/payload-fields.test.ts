@@ -158,6 +158,10 @@ describe("every field of every success payload", () => {
     );
     expect(endpoints.data.webhookEndpoints).toHaveLength(2);
     for (const { id } of endpoints.data.webhookEndpoints) await run("deleteWebhookEndpoint", { id });
+    await run("setPrice", { feature: unique("Priced"), model: "m", unitCost: 3 });
+    await run("setSpendCap", { accountId, memberId: ownerId, period: "DAY", amount: 500 });
+    await run("setBalanceAlert", { accountId, threshold: 100 });
+    await run("clearBalanceAlert", { accountId });
 
     const mutations = Object.keys(schema.getMutationType()?.getFields() ?? {});
     expect([...covered].sort()).toEqual([...mutations].sort());

@@ -22,6 +22,7 @@ import {
   AddToBoardDocument,
   AdjustBalanceDocument,
   CancelGenerationDocument,
+  ClearBalanceAlertDocument,
   CreateAccountDocument,
   CreateBoardDocument,
   GrantCreditsDocument,
@@ -30,6 +31,7 @@ import {
   RefundGenerationDocument,
   RemoveFromBoardDocument,
   ReserveGenerationDocument,
+  SetBalanceAlertDocument,
   SettleGenerationDocument,
   SupportRefundDocument,
 } from "../../src/generated/graphql/graphql.ts";
@@ -41,8 +43,8 @@ import { REFUND_REASONS } from "../support/refund-reasons.ts";
 /**
  * Runs per input field of a mutation (reserveGeneration, with 10 fields, gets
  * 50 runs; cancelGeneration, with 2, gets 10); each run sends one batch of
- * requests at once. The 12 mutations have 48 input fields: 48 × 5 runs × 12
- * requests = 2,880 requests.
+ * requests at once. The 14 mutations have 51 input fields: 51 × 5 runs × 12
+ * requests = 3,060 requests.
  */
 // On embedded PGlite (one connection, every request queues) fewer runs per field; the full
 // count runs on PostgreSQL, and every field of every mutation is fuzzed on both.
@@ -306,7 +308,7 @@ const name: FieldKind = {
 const note: FieldKind = { kind: "text", good: fc.constantFrom("goodwill", "billing error", "n") };
 const reason: FieldKind = { kind: "enum", values: REFUND_REASONS };
 
-type AccessRule = "platform" | "admin" | "readers";
+type AccessRule = "platform" | "admin" | "readers" | "owners";
 
 interface MutationSpec {
   readonly field: string;
@@ -314,7 +316,10 @@ interface MutationSpec {
   readonly input: Readonly<Record<string, FieldSpec>>;
   /** Union members besides the success type and the three every union has (SPEC §4). */
   readonly errors: readonly string[];
-  /** Who may succeed: the platform (service, admin), admins, or anyone who can read the account. */
+  /**
+   * Who may succeed: the platform (service, admin), admins, anyone who can
+   * read the account, or the platform and the account's OWNER.
+   */
   readonly access: AccessRule;
 }
 
@@ -451,6 +456,23 @@ const MUTATIONS: readonly MutationSpec[] = [
     input: { boardId: { kind: "id", type: "Board" }, generationId: { kind: "id", type: "Generation" } },
     errors: [],
     access: "readers",
+  },
+  {
+    field: "setBalanceAlert",
+    document: SetBalanceAlertDocument,
+    input: {
+      accountId: { kind: "id", type: "Account" },
+      threshold: { kind: "credits", min: 0, max: 200_000 },
+    },
+    errors: [],
+    access: "owners",
+  },
+  {
+    field: "clearBalanceAlert",
+    document: ClearBalanceAlertDocument,
+    input: { accountId: { kind: "id", type: "Account" } },
+    errors: [],
+    access: "owners",
   },
 ];
 
@@ -810,10 +832,11 @@ function mayAlterState(spec: MutationSpec, world: World, request: Request): bool
     case "service":
       return spec.access !== "admin";
     case "member": {
-      if (spec.access !== "readers") return false;
-      // Only on account A: every object the member may touch is A's.
+      if (spec.access !== "readers" && spec.access !== "owners") return false;
+      // Only on account A: every object the member (A's OWNER) may touch is A's.
       const input = (request.variables as { input: Record<string, unknown> }).input;
       const accountA = localIdOf(world.ids.Account[0], "Account");
+      if (spec.access === "owners") return localIdOf(input.accountId, "Account") === accountA;
       const onA = (type: NodeType, fieldName: string) =>
         world.ids[type]
           .filter((_, i) => i !== 1)

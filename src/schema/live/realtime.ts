@@ -1,4 +1,5 @@
 import type { Database } from "../../db/database.ts";
+import type { BalanceLowEvent } from "../../domain/alerts.ts";
 import type { BalanceSnapshot } from "../../domain/balance.ts";
 import { loadBalance } from "../../domain/balance.ts";
 import type { AccountEvent, EventBus } from "../../domain/events.ts";
@@ -61,6 +62,11 @@ interface FeedListener {
    * be shared, see shared-events.ts).
    */
   generations?(refs: readonly ChangedGeneration[]): void;
+  /**
+   * A fall below the alert threshold. Not recovered from the database when
+   * its event is lost (the `balance.low` webhook is the reliable copy).
+   */
+  balanceLow?(event: BalanceLowEvent): void;
 }
 
 /**
@@ -177,6 +183,9 @@ export class AccountFeed {
     }
     this.emitBalance(event.balance);
     this.emitGenerations(event.generationIds);
+    for (const low of event.balanceLow ?? []) {
+      for (const listener of this.listeners) listener.balanceLow?.(low);
+    }
   }
 
   /** Emits the ledger's entries after `sequence` up to `upTo`, then the balance as it is now. */
