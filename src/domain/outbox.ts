@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Book } from "./book.ts";
 import type { GenerationState, LedgerEntryRecord } from "./model.ts";
-import type { NoticeType } from "./notices.ts";
+import type { Notice, NoticeType } from "./notices.ts";
 
 /**
  * The webhook events one account transaction causes (SPEC §8.4), built from
@@ -83,6 +83,25 @@ function generationData(generation: GenerationState): Record<string, unknown> {
   };
 }
 
+/** Fields of notices' data that hold Credits as decimal strings (notices.ts) or a grant's database id. */
+const NOTICE_CREDITS = new Set(["threshold", "available", "remaining", "amount"]);
+
+/**
+ * A notice's data as the body carries it: Credits as JSON numbers and ids as
+ * the API's global ids, like every other event (notices keep Credits as
+ * strings and ids as uuids so they stay exact and layer-free until here).
+ */
+function noticeData(notice: Notice): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(notice.data).map(([key, value]) => {
+      if (NOTICE_CREDITS.has(key) && typeof value === "string" && /^-?\d+$/.test(value))
+        return [key, Number(value)];
+      if (key === "grantId" && typeof value === "string") return [key, nodeId("Grant", value)];
+      return [key, value];
+    }),
+  );
+}
+
 /** The generations that ended in this transaction: new or open when loaded, finished now. */
 function finishedGenerations(book: Book): GenerationState[] {
   const ids = new Set([...book.newGenerations, ...book.dirtyGenerations]);
@@ -112,6 +131,6 @@ export function outboxEvents(book: Book): OutboxEvent[] {
       event("generation.finished", last?.sequence ?? book.account.sequence, generationData(generation)),
     );
   }
-  for (const notice of book.notices) events.push(event(notice.type, notice.sequence, { ...notice.data }));
+  for (const notice of book.notices) events.push(event(notice.type, notice.sequence, noticeData(notice)));
   return events;
 }

@@ -3,11 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   DeleteWebhookEndpointDocument,
   RedeliverWebhookDocument,
+  ReserveGenerationDocument,
+  SetBalanceAlertDocument,
 } from "../../src/generated/graphql/graphql.ts";
 import { localId } from "../../src/schema/ids.ts";
 import { expectTypename, gqlData } from "../support/documents.ts";
 import { createAccount, grant } from "../support/fixtures.ts";
-import { startServer, type TestServer } from "../support/harness.ts";
+import { startServer, type TestServer, unique } from "../support/harness.ts";
 import { type Receiver, startReceiver } from "./receiver.ts";
 import { createEndpoint as create, deliveriesOf, eventually, reserveAndRefund } from "./support.ts";
 
@@ -115,6 +117,30 @@ describe("webhook delivery", () => {
         .sort(),
     ).toEqual([1, 2, 3]);
     expect(new Set(received.map((request) => request.headers["webhook-id"])).size).toBe(4);
+  });
+
+  it("a balance alert's fall sends balance.low with the account's figures", async () => {
+    const target = await receiver();
+    const account = await createAccount(server, service);
+    await createEndpoint(server, service, {
+      url: target.url,
+      accountId: account.id,
+      eventTypes: ["BALANCE_LOW"],
+    });
+    await grant(server, service, account.id, 100);
+    const alert = await gqlData(server, service, SetBalanceAlertDocument, {
+      input: { accountId: account.id, threshold: 50 },
+    });
+    expectTypename(alert.setBalanceAlert, "SetBalanceAlertSuccess");
+    const reserved = await gqlData(server, service, ReserveGenerationDocument, {
+      input: { idempotencyKey: unique("reserve"), accountId: account.id, feature: "Image", unitCost: 60 },
+    });
+    expectTypename(reserved.reserveGeneration, "ReserveGenerationSuccess");
+    const [request] = await target.waitFor(1);
+    expect(JSON.parse(request?.body ?? "{}")).toMatchObject({
+      type: "balance.low",
+      data: { accountId: account.id, sequence: 2, threshold: 50, available: 40 },
+    });
   });
 
   it("only the event types an endpoint names are sent to it", async () => {
