@@ -150,8 +150,10 @@ export class WebhookWorker {
   /**
    * One round: claims as many due deliveries as there are free slots and
    * starts them without waiting for them (a slow endpoint holds one slot,
-   * not the round). @returns true when the slots were all free and all
-   * filled, so more is probably due at once.
+   * not the round). When it fills every free slot, more is probably due:
+   * the next round starts as soon as half the slots are free again (see
+   * `track`), else after the interval. @returns whether to start the next
+   * round at once (false: `track` or the interval starts it)
    */
   async round(): Promise<boolean> {
     const now = this.clock();
@@ -276,6 +278,7 @@ function post(
           read += chunk.length;
           if (read > RESPONSE_BYTES_MAX) res.destroy();
         });
+        // A response cut short (the timeout's destroy, a reset) still has its status: "close" settles it.
         res.on("error", () => {});
         res.on("close", () => resolve(res.statusCode ?? 0));
         res.resume();
