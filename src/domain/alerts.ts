@@ -72,12 +72,17 @@ export function evaluateBalanceAlert(book: Book): void {
  * below it now; setting it sends nothing, even when it is: the alert fires at
  * the next fall from at or above the threshold to below it.
  */
-export function setBalanceAlert(accountId: string, threshold: Credits): Operation<BalanceAlertState> {
+export function setBalanceAlert(
+  accountId: string,
+  threshold: Credits,
+  actor: string,
+): Operation<BalanceAlertState> {
   return {
     operation: "setBalanceAlert",
     accountId,
     generationIds: [],
     idempotency: null,
+    actor,
     apply: (book) => {
       book.account.alertThreshold = threshold;
       book.account.alertTriggered = book.account.available < threshold;
@@ -88,12 +93,13 @@ export function setBalanceAlert(accountId: string, threshold: Credits): Operatio
 }
 
 /** Removes the account's alert; nothing more fires until one is set again. */
-export function clearBalanceAlert(accountId: string): Operation<{ accountId: string }> {
+export function clearBalanceAlert(accountId: string, actor: string): Operation<{ accountId: string }> {
   return {
     operation: "clearBalanceAlert",
     accountId,
     generationIds: [],
     idempotency: null,
+    actor,
     apply: (book) => {
       if (book.account.alertThreshold !== null) {
         book.account.alertThreshold = null;

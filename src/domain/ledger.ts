@@ -242,6 +242,26 @@ export class Ledger {
     return rows.length === 0 ? fail(new NotFoundError("Account")) : { ok: true };
   }
 
+  /**
+   * Removes a member from an account; a user who is no member is left as
+   * they are, so a retried removal answers the same. NotFound when the
+   * account does not exist. Their access ends with it: callers announce the
+   * removal so open subscriptions close (revocations.ts).
+   */
+  async removeAccountMember(input: {
+    accountId: string;
+    userId: string;
+  }): Promise<{ ok: true } | { ok: false; error: DomainError }> {
+    const checked = validate((c) => c.requiredText("userId", input.userId));
+    if (checked instanceof InvalidInputError) return fail(checked);
+    const rows = await this.db.query<{ account: boolean }>(
+      `WITH removed AS (DELETE FROM account_member WHERE account_id = $1 AND user_id = $2 RETURNING 1)
+       SELECT EXISTS (SELECT 1 FROM account WHERE id = $1) AS account, (SELECT count(*) FROM removed) AS removed`,
+      [input.accountId, checked],
+    );
+    return rows[0]?.account === true ? { ok: true } : fail(new NotFoundError("Account"));
+  }
+
   async grantCredits(principal: Principal, input: GrantInput): Promise<Result<{ grantId: string }>> {
     const checked = validate((c) => ({
       key: c.idempotencyKey("idempotencyKey", input.idempotencyKey),
@@ -258,6 +278,7 @@ export class Ledger {
       operation: "grantCredits",
       accountId: input.accountId,
       generationIds: [],
+      actor: principal,
       idempotency: this.idempotency(principal, "grantCredits", key, input),
       apply: (book) => grantCredits(book, { accountId: input.accountId, source: input.source, ...grant }),
     });
@@ -274,6 +295,7 @@ export class Ledger {
       operation: "adjustBalance",
       accountId: input.accountId,
       generationIds: [],
+      actor: principal,
       idempotency: this.idempotency(principal, "adjustBalance", checked.key, input),
       apply: (book) =>
         adjustBalance(book, { accountId: input.accountId, amount: checked.amount, note: checked.note }),
@@ -322,6 +344,7 @@ export class Ledger {
       operation: "reserveGeneration",
       accountId: input.accountId,
       generationIds: [],
+      actor: principal,
       idempotency: this.idempotency(principal, "reserveGeneration", checked.key, input),
       capMember: checked.requestedBy,
       apply: (book) =>
@@ -403,6 +426,7 @@ export class Ledger {
     if (checked instanceof InvalidInputError) return fail(checked);
     return this.onGeneration(input.generationId, () => ({
       operation: "settleGeneration",
+      actor: principal,
       idempotency: this.idempotency(principal, "settleGeneration", checked.key, input),
       apply: (book) => {
         const generation = book.generation(input.generationId);
@@ -429,6 +453,7 @@ export class Ledger {
     if (checked instanceof InvalidInputError) return fail(checked);
     return this.onGeneration(input.generationId, () => ({
       operation: "refundGeneration",
+      actor: principal,
       idempotency: this.idempotency(principal, "refundGeneration", checked.key, input),
       apply: (book) =>
         refundGeneration(book, {
@@ -447,6 +472,7 @@ export class Ledger {
     if (checked instanceof InvalidInputError) return fail(checked);
     return this.onGeneration(input.generationId, () => ({
       operation: "cancelGeneration",
+      actor: principal,
       idempotency: this.idempotency(principal, "cancelGeneration", checked, input),
       apply: (book) =>
         refundGeneration(book, {
@@ -469,6 +495,7 @@ export class Ledger {
     if (checked instanceof InvalidInputError) return fail(checked);
     return this.onGeneration(input.generationId, () => ({
       operation: "supportRefund",
+      actor: principal,
       idempotency: this.idempotency(principal, "supportRefund", checked.key, input),
       apply: (book) =>
         supportRefund(book, {

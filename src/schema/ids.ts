@@ -10,7 +10,8 @@ export type NodeTypeName =
   | "Board"
   | "Price"
   | "WebhookEndpoint"
-  | "WebhookDelivery";
+  | "WebhookDelivery"
+  | "ApiKey";
 
 const NODE_TYPE_NAMES: ReadonlySet<string> = new Set<NodeTypeName>([
   "Account",
@@ -21,6 +22,7 @@ const NODE_TYPE_NAMES: ReadonlySet<string> = new Set<NodeTypeName>([
   "Price",
   "WebhookEndpoint",
   "WebhookDelivery",
+  "ApiKey",
 ]);
 
 /**

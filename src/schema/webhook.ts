@@ -55,7 +55,12 @@ export const DeliveryStatusEnum = builder.enumType("DeliveryStatus", {
 });
 
 /** Platform tokens see endpoints and deliveries; for anyone else they do not exist. */
-const platformOnly = (context: Context) => (context.access.isPlatform ? {} : { OR: [] });
+const platformOnly = (context: Context) => {
+  if (!context.access.isPlatform) return { OR: [] };
+  // An API key limited to one account sees only that account's endpoints and deliveries.
+  const scope = context.access.accountScope;
+  return scope === null ? {} : { accountId: scope };
+};
 
 export const WebhookDeliveryRef = builder.prismaNode("WebhookDelivery", {
   description: "One event sent (or to be sent) to one endpoint, with how its attempts went.",
@@ -159,7 +164,8 @@ builder.queryField("webhookEndpoints", (t) =>
         throw new GraphQLError("Not allowed for this token's role", { extensions: { code: "FORBIDDEN" } });
       }
       const accountId = args.accountId == null ? null : localId(args.accountId, "Account");
-      if (args.accountId != null && accountId === null) return [];
+      if (args.accountId != null && (accountId === null || !(await context.access.canRead(accountId))))
+        return [];
       const rows = await listEndpoints(context.db, accountId);
       return context.prisma.webhookEndpoint.findMany({
         ...query,
@@ -248,7 +254,8 @@ builder.mutationField("createWebhookEndpoint", (t) =>
       if (url instanceof InvalidInputError) throw url;
       if (accountId !== null) {
         const exists = await context.db.query("SELECT 1 FROM account WHERE id = $1", [accountId]);
-        if (exists.length === 0) throw new NotFoundError("Account");
+        if (exists.length === 0 || !(await context.access.canRead(accountId)))
+          throw new NotFoundError("Account");
       }
       const secret = newSecret();
       const endpoint = await insertEndpoint(context.db, {
@@ -283,7 +290,8 @@ const DeleteWebhookEndpointSuccess = builder
 async function requireEndpointAccess(context: Context, operation: string, endpointId: string): Promise<void> {
   requirePlatform(context, operation);
   const accountId = await endpointAccount(context.db, endpointId);
-  if (accountId === undefined) throw new NotFoundError("WebhookEndpoint");
+  if (accountId === undefined || (accountId !== null && !(await context.access.canRead(accountId))))
+    throw new NotFoundError("WebhookEndpoint");
   if (accountId === null && !context.access.isAdmin)
     throw new ForbiddenError(`${operation} of an endpoint for every account needs an admin token`);
 }
@@ -309,6 +317,9 @@ builder.mutationField("deleteWebhookEndpoint", (t) =>
       const id = inputId("id", input.id, "WebhookEndpoint");
       // Deleting is idempotent: an endpoint already gone (a retried request) is what was asked for.
       const accountId = await endpointAccount(context.db, id);
+      // Another account's endpoint, to an API key limited to one account, does not exist.
+      if (typeof accountId === "string" && !(await context.access.canRead(accountId)))
+        throw new NotFoundError("WebhookEndpoint");
       if (accountId === null && !context.access.isAdmin)
         throw new ForbiddenError(
           "deleteWebhookEndpoint of an endpoint for every account needs an admin token",
