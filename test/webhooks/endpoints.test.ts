@@ -125,6 +125,37 @@ describe("webhook endpoints", () => {
     await gqlData(server, admin, DeleteWebhookEndpointDocument, { input: { id: endpoint.id } });
   });
 
+  it("an API key limited to one account manages only that account's endpoints", async () => {
+    const own = await createAccount(server, service);
+    const other = await createAccount(server, service);
+    const created = await server.gql(
+      admin,
+      `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) {
+        ... on CreateApiKeySuccess { secret } ... on Error { code message } } }`,
+      { input: { name: "webhooks", accountId: own.id } },
+    );
+    const key = created.data?.createApiKey.secret as string;
+    expect(key).toBeTruthy();
+    const mine = await create(key, { accountId: own.id });
+    const { endpoint } = expectTypename(mine.createWebhookEndpoint, "CreateWebhookEndpointSuccess");
+    const theirs = await create(key, { accountId: other.id });
+    expectTypename(theirs.createWebhookEndpoint, "NotFoundError");
+    const { endpoint: foreign } = await createEndpoint(server, service, {
+      url,
+      accountId: other.id,
+      eventTypes: ["BALANCE_LOW"],
+    });
+    const listed = await gqlData(server, key, WebhookEndpointsDocument, { accountId: other.id });
+    expect(listed.webhookEndpoints).toEqual([]);
+    const seen = await server.gql(key, "query($id: ID!) { node(id: $id) { id } }", { id: foreign.id });
+    expect(seen).toEqual({ data: { node: null } });
+    const deleted = await gqlData(server, key, DeleteWebhookEndpointDocument, { input: { id: foreign.id } });
+    expectTypename(deleted.deleteWebhookEndpoint, "NotFoundError");
+    for (const id of [endpoint.id, foreign.id]) {
+      await gqlData(server, service, DeleteWebhookEndpointDocument, { input: { id } });
+    }
+  });
+
   it("writes one delivery per matching endpoint with the ledger change, and none when nobody listens", async () => {
     const heard = await createAccount(server, service);
     const unheard = await createAccount(server, service);
