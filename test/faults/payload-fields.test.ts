@@ -158,6 +158,13 @@ describe("every field of every success payload", () => {
     );
     expect(endpoints.data.webhookEndpoints).toHaveLength(2);
     for (const { id } of endpoints.data.webhookEndpoints) await run("deleteWebhookEndpoint", { id });
+    const bulk = await run("reserveGenerations", {
+      items: [{ idempotencyKey: unique("bulk"), accountId, feature: "Image", unitCost: 10, boardId }],
+    });
+    expect(bulk.results[0].__typename).toBe("ReserveGenerationSuccess");
+    await run("settleGenerations", {
+      items: [{ idempotencyKey: unique("bulk-settle"), generationId: bulk.results[0].generation.id }],
+    });
     await run("setPrice", { feature: unique("Priced"), model: "m", unitCost: 3 });
     await run("setSpendCap", { accountId, memberId: ownerId, period: "DAY", amount: 500 });
     await run("setBalanceAlert", { accountId, threshold: 100 });
