@@ -43,6 +43,7 @@ const NO_DATABASE = [
   "test/dashboard/server.test.ts",
   "test/docs/errors.test.ts",
   "test/docs/limits.test.ts",
+  "test/docs/webhook-verify.test.ts",
   "test/docs/links.test.ts",
   "test/faults/id-fuzz.test.ts", // id and cursor parsing happens before any query
   "test/hardening/connections.test.ts",
