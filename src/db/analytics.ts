@@ -127,6 +127,11 @@ export interface HistoricalBalance {
   readonly sequence: number;
 }
 
+/** The statement of `balanceAt`: $1 the account, $2 the instant. */
+export const BALANCE_AT_SQL = `SELECT balance_after, sequence FROM ledger_entry
+  WHERE account_id = $1::uuid AND created_at <= $2::timestamptz
+  ORDER BY created_at DESC, sequence DESC LIMIT 1`;
+
 /**
  * The balance after the account's last entry created at or before `at`: the
  * entry with the latest `created_at` (ties by sequence), one probe of
@@ -135,9 +140,7 @@ export interface HistoricalBalance {
  */
 export async function balanceAt(sql: Sql, accountId: string, at: Date): Promise<HistoricalBalance> {
   const rows = await sql.query<{ balance_after: bigint; sequence: number }>(
-    `SELECT balance_after, sequence FROM ledger_entry
-      WHERE account_id = $1::uuid AND created_at <= $2::timestamptz
-      ORDER BY created_at DESC, sequence DESC LIMIT 1`,
+    BALANCE_AT_SQL,
     [accountId, at],
     "creditbook_balance_at",
   );

@@ -72,6 +72,15 @@ export async function lastSequence(sql: Sql, accountId: string): Promise<number>
   return rows[0]?.sequence ?? 0;
 }
 
+/** The statement of one export page: $1 account, $2 after sequence, $3 up to sequence, $4 from, $5 to, $6 limit. */
+export const EXPORT_PAGE_SQL = `SELECT e.sequence, e.created_at, e.type, g.status AS generation_status, e.amount, e.balance_before,
+            e.balance_after, e.reason, e.message, e.generation_id, g.feature, g.model, g.requested_by, e.actor
+       FROM ledger_entry e LEFT JOIN generation g ON g.id = e.generation_id
+      WHERE e.account_id = $1::uuid AND e.sequence > $2::int AND e.sequence <= $3::int
+        AND ($4::timestamptz IS NULL OR e.created_at >= $4::timestamptz)
+        AND ($5::timestamptz IS NULL OR e.created_at < $5::timestamptz)
+      ORDER BY e.sequence LIMIT $6::int`;
+
 /**
  * The next page of an export after `afterSequence`, oldest first: a forward
  * scan of ledger_entry (account_id, sequence) from the previous page's last
@@ -84,13 +93,7 @@ export async function exportPage(
   limit = EXPORT_PAGE_SIZE,
 ): Promise<ExportedEntry[]> {
   const rows = await sql.query<ExportRow>(
-    `SELECT e.sequence, e.created_at, e.type, g.status AS generation_status, e.amount, e.balance_before,
-            e.balance_after, e.reason, e.message, e.generation_id, g.feature, g.model, g.requested_by, e.actor
-       FROM ledger_entry e LEFT JOIN generation g ON g.id = e.generation_id
-      WHERE e.account_id = $1::uuid AND e.sequence > $2::int AND e.sequence <= $3::int
-        AND ($4::timestamptz IS NULL OR e.created_at >= $4::timestamptz)
-        AND ($5::timestamptz IS NULL OR e.created_at < $5::timestamptz)
-      ORDER BY e.sequence LIMIT $6::int`,
+    EXPORT_PAGE_SQL,
     [range.accountId, afterSequence, range.upToSequence, range.from, range.to, limit],
     "creditbook_ledger_export_page",
   );
