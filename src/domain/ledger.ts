@@ -242,6 +242,26 @@ export class Ledger {
     return rows.length === 0 ? fail(new NotFoundError("Account")) : { ok: true };
   }
 
+  /**
+   * Removes a member from an account; a user who is no member is left as
+   * they are, so a retried removal answers the same. NotFound when the
+   * account does not exist. Their access ends with it: callers announce the
+   * removal so open subscriptions close (revocations.ts).
+   */
+  async removeAccountMember(input: {
+    accountId: string;
+    userId: string;
+  }): Promise<{ ok: true } | { ok: false; error: DomainError }> {
+    const checked = validate((c) => c.requiredText("userId", input.userId));
+    if (checked instanceof InvalidInputError) return fail(checked);
+    const rows = await this.db.query<{ account: boolean }>(
+      `WITH removed AS (DELETE FROM account_member WHERE account_id = $1 AND user_id = $2 RETURNING 1)
+       SELECT EXISTS (SELECT 1 FROM account WHERE id = $1) AS account, (SELECT count(*) FROM removed) AS removed`,
+      [input.accountId, checked],
+    );
+    return rows[0]?.account === true ? { ok: true } : fail(new NotFoundError("Account"));
+  }
+
   async grantCredits(principal: Principal, input: GrantInput): Promise<Result<{ grantId: string }>> {
     const checked = validate((c) => ({
       key: c.idempotencyKey("idempotencyKey", input.idempotencyKey),

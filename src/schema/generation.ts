@@ -34,7 +34,14 @@ import {
 } from "./descriptions.ts";
 import { GenerationStatusEnum, ItemStatusEnum, RefundReasonEnum } from "./enums.ts";
 import { inputId, localId } from "./ids.ts";
-import { readAccountPage, requireAdmin, requirePlatform, requireVisible, unwrap } from "./support.ts";
+import {
+  readAccountPage,
+  requireAdmin,
+  requireGenerationInScope,
+  requirePlatform,
+  requireVisible,
+  unwrap,
+} from "./support.ts";
 import { onVisibleAccount } from "./visibility.ts";
 
 export const GenerationItemRef = builder.prismaObject("GenerationItem", {
@@ -291,6 +298,7 @@ builder.mutationField("reserveGeneration", (t) =>
       requirePlatform(context, "reserveGeneration");
       const accountId = inputId("accountId", input.accountId, "Account");
       const boardId = input.boardId == null ? null : inputId("boardId", input.boardId, "Board");
+      if (context.access.accountScope !== null) await requireVisible(context, accountId);
       const { value, replayed, balance, generation } = unwrap(
         await context.ledger.reserveGeneration(principalOf(context), { ...input, accountId, boardId }),
       );
@@ -314,6 +322,7 @@ builder.mutationField("settleGeneration", (t) =>
     resolve: async (_root, { input }, context) => {
       requirePlatform(context, "settleGeneration");
       const generationId = inputId("generationId", input.generationId, "Generation");
+      await requireGenerationInScope(context, generationId);
       const { value, replayed, balance, generation } = unwrap(
         await context.ledger.settleGeneration(principalOf(context), { ...input, generationId }),
       );
@@ -341,6 +350,7 @@ builder.mutationField("refundGeneration", (t) =>
     resolve: async (_root, { input }, context) => {
       requirePlatform(context, "refundGeneration");
       const generationId = inputId("generationId", input.generationId, "Generation");
+      await requireGenerationInScope(context, generationId);
       const { value, replayed, balance, generation } = unwrap(
         await context.ledger.refundGeneration(principalOf(context), { ...input, generationId }),
       );
@@ -373,6 +383,7 @@ builder.mutationField("cancelGeneration", (t) =>
           throw new ForbiddenError("Only the requester or an account owner may cancel this generation");
         }
       }
+      await requireGenerationInScope(context, generationId);
       const { value, replayed, balance, generation } = unwrap(
         await context.ledger.cancelGeneration(principalOf(context), { ...input, generationId }),
       );

@@ -16,6 +16,7 @@ import "./spend-caps.ts";
 import "./errors.ts";
 import "./audit.ts";
 import "./alerts.ts";
+import "./api-key.ts";
 import "./subscriptions.ts";
 
 /** The executable schema. */

@@ -172,7 +172,13 @@ export function observabilityPlugin(
           logOperation(single.errors?.length ?? 0);
         },
       };
-      if (operation?.operation !== "mutation" || limiter === null || context.principal === null) return hooks;
+      if (
+        operation?.operation !== "mutation" ||
+        limiter === null ||
+        context.principal === null ||
+        !limiter.limits(context.principal)
+      )
+        return hooks;
       // Every root field is a mutation of its own (aliases included), so each counts. Only
       // mutations wait for the limiter: queries stay synchronous here.
       const mutations = mutationFieldCount(args.document, operation);

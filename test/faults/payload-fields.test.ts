@@ -139,6 +139,12 @@ describe("every field of every success payload", () => {
     await run("setSpendCap", { accountId, memberId: ownerId, period: "DAY", amount: 500 });
     await run("setBalanceAlert", { accountId, threshold: 100 });
     await run("clearBalanceAlert", { accountId });
+    const leaving = unique("member");
+    await run("addAccountMember", { accountId, userId: leaving, role: "MEMBER" });
+    await run("removeAccountMember", { accountId, userId: leaving });
+    // Two keys (each call creates one), the same shape; revoking twice answers the same.
+    const key = await run("createApiKey", { name: "Every field", accountId, rateLimitPerSecond: 5 });
+    await run("revokeApiKey", { id: key.apiKey.id });
 
     const mutations = Object.keys(schema.getMutationType()?.getFields() ?? {});
     expect([...covered].sort()).toEqual([...mutations].sort());
