@@ -81,7 +81,6 @@ export function setBalanceAlert(
     operation: "setBalanceAlert",
     accountId,
     generationIds: [],
-    actor,
     idempotency: null,
     actor,
     apply: (book) => {
@@ -99,7 +98,6 @@ export function clearBalanceAlert(accountId: string, actor: string): Operation<{
     operation: "clearBalanceAlert",
     accountId,
     generationIds: [],
-    actor,
     idempotency: null,
     actor,
     apply: (book) => {
