@@ -147,7 +147,7 @@ builder.queryField("generation", (t) =>
   }),
 );
 
-type GenerationPayload = {
+export type GenerationPayload = {
   generationId: string;
   balance: BalanceSnapshot;
   replayed: boolean;
@@ -177,7 +177,7 @@ function generationPayload(name: string) {
   });
 }
 
-const ReserveGenerationInput = builder.inputType("ReserveGenerationInput", {
+export const ReserveGenerationInput = builder.inputType("ReserveGenerationInput", {
   description: "A generation to start: its credits are held at once, or nothing is written.",
   fields: (t) => ({
     idempotencyKey: t.string({ required: true, description: IDEMPOTENCY_KEY }),
@@ -231,7 +231,7 @@ const ItemOutcomeInput = builder.inputType("ItemOutcomeInput", {
   }),
 });
 
-const SettleGenerationInput = builder.inputType("SettleGenerationInput", {
+export const SettleGenerationInput = builder.inputType("SettleGenerationInput", {
   description: "The outcomes of a generation's items, as the platform learned them.",
   fields: (t) => ({
     idempotencyKey: t.string({ required: true, description: IDEMPOTENCY_KEY }),
@@ -280,19 +280,36 @@ const SupportRefundInput = builder.inputType("SupportRefundInput", {
   }),
 });
 
-const principalOf = (context: Context) => context.principal?.sub ?? "";
+export const principalOf = (context: Context) => context.principal?.sub ?? "";
+
+/**
+ * The result unions of reserve and settle, declared on their own (not by the
+ * errors plugin on the mutation field) because the bulk mutations answer one
+ * per item (bulk.ts). A field of such a union turns its errors into members.
+ */
+export const ReserveGenerationResult = builder.errorUnion("ReserveGenerationResult", {
+  description: resultDescription("reserveGeneration"),
+  types: [
+    generationPayload("ReserveGenerationSuccess"),
+    InsufficientCreditsError,
+    SpendCapExceededError,
+    IdempotencyKeyReusedError,
+  ],
+  resolveType: () => "ReserveGenerationSuccess",
+});
+export const SettleGenerationResult = builder.errorUnion("SettleGenerationResult", {
+  description: resultDescription("settleGeneration"),
+  types: [generationPayload("SettleGenerationSuccess"), AlreadyFinalizedError, IdempotencyKeyReusedError],
+  resolveType: () => "SettleGenerationSuccess",
+});
 
 builder.mutationField("reserveGeneration", (t) =>
   t.field({
-    type: generationPayload("ReserveGenerationSuccess"),
+    type: ReserveGenerationResult,
     description:
       "Starts a generation: holds unitCost × quantity credits atomically (subscription credits first), or answers InsufficientCreditsError and writes nothing (service, admin).",
     args: {
       input: t.arg({ type: ReserveGenerationInput, required: true, description: "The generation to start." }),
-    },
-    errors: {
-      types: [InsufficientCreditsError, SpendCapExceededError, IdempotencyKeyReusedError],
-      union: { name: "ReserveGenerationResult", description: resultDescription("reserveGeneration") },
     },
     resolve: async (_root, { input }, context) => {
       requirePlatform(context, "reserveGeneration");
@@ -309,15 +326,11 @@ builder.mutationField("reserveGeneration", (t) =>
 
 builder.mutationField("settleGeneration", (t) =>
   t.field({
-    type: generationPayload("SettleGenerationSuccess"),
+    type: SettleGenerationResult,
     description:
       "Reports item outcomes: a delivered item is charged its cost and the rest of its reserve released; a failed one is refunded in full. With `items` omitted every item succeeded at its reserved cost (service, admin).",
     args: {
       input: t.arg({ type: SettleGenerationInput, required: true, description: "The outcomes to apply." }),
-    },
-    errors: {
-      types: [AlreadyFinalizedError, IdempotencyKeyReusedError],
-      union: { name: "SettleGenerationResult", description: resultDescription("settleGeneration") },
     },
     resolve: async (_root, { input }, context) => {
       requirePlatform(context, "settleGeneration");

@@ -7,6 +7,7 @@ import "./account.ts";
 import "./viewer.ts";
 import "./grant.ts";
 import "./generation.ts";
+import "./bulk.ts";
 import "./ledger-entry.ts";
 import "./board.ts";
 import "./spending.ts";

@@ -135,6 +135,13 @@ describe("every field of every success payload", () => {
       reason: "BILLING_ERROR",
     });
     await run("adjustBalance", { idempotencyKey: unique("adjust"), accountId, amount: 7, note: "Goodwill" });
+    const bulk = await run("reserveGenerations", {
+      items: [{ idempotencyKey: unique("bulk"), accountId, feature: "Image", unitCost: 10, boardId }],
+    });
+    expect(bulk.results[0].__typename).toBe("ReserveGenerationSuccess");
+    await run("settleGenerations", {
+      items: [{ idempotencyKey: unique("bulk-settle"), generationId: bulk.results[0].generation.id }],
+    });
     await run("setPrice", { feature: unique("Priced"), model: "m", unitCost: 3 });
     await run("setSpendCap", { accountId, memberId: ownerId, period: "DAY", amount: 500 });
     await run("setBalanceAlert", { accountId, threshold: 100 });
