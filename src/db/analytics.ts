@@ -6,7 +6,7 @@
 import type { Credits } from "../domain/credits.ts";
 import { FAILED_GENERATION_STATUSES, type SpendingFigures } from "../domain/history.ts";
 import type { RefundReason } from "../domain/model.ts";
-import type { Sql } from "./database.ts";
+import type { Database, Sql } from "./database.ts";
 
 /** What a spending breakdown groups generations by. */
 export type SpendingDimension = "FEATURE" | "MODEL" | "MEMBER" | "API_KEY" | "DAY";
@@ -171,26 +171,39 @@ export interface OperatorReport {
   readonly overdueInProgress: number;
 }
 
-/** The operator's report over every account (admin only: the caller checks). */
-export async function operatorReport(sql: Sql, from: Date | null, to: Date | null): Promise<OperatorReport> {
+/** Longest the operator's report may read for: it aggregates every account's generations of the range. */
+const OPERATOR_REPORT_TIMEOUT_MS = 30_000;
+
+/**
+ * The operator's report over every account (admin only: the caller checks).
+ * Its statements (reads only) run in one REPEATABLE READ transaction, so they
+ * see one snapshot: the groups add up to the totals while generations end
+ * around it.
+ */
+export async function operatorReport(
+  db: Database,
+  from: Date | null,
+  to: Date | null,
+): Promise<OperatorReport> {
   const scope: SpendingScope = { accountId: null, from, to };
-  const [byFeature, byModel, byReason, overdue] = await Promise.all([
-    spendingBreakdown(sql, scope, "FEATURE"),
-    spendingBreakdown(sql, scope, "MODEL"),
-    refundsByReason(sql, scope),
-    overdueInProgress(sql, scope),
-  ]);
-  const generations = byFeature.reduce((sum, group) => sum + group.generations, 0);
-  const failedGenerations = byFeature.reduce((sum, group) => sum + group.failedGenerations, 0);
-  return {
-    generations,
-    failedGenerations,
-    refundRate: generations === 0 ? 0 : failedGenerations / generations,
-    byReason,
-    byFeature,
-    byModel,
-    overdueInProgress: overdue,
-  };
+  const options = { isolation: "REPEATABLE READ", timeoutMs: OPERATOR_REPORT_TIMEOUT_MS } as const;
+  return db.transaction(options, async (tx) => {
+    const byFeature = await spendingBreakdown(tx, scope, "FEATURE");
+    const byModel = await spendingBreakdown(tx, scope, "MODEL");
+    const byReason = await refundsByReason(tx, scope);
+    const overdue = await overdueInProgress(tx, scope);
+    const generations = byFeature.reduce((sum, group) => sum + group.generations, 0);
+    const failedGenerations = byFeature.reduce((sum, group) => sum + group.failedGenerations, 0);
+    return {
+      generations,
+      failedGenerations,
+      refundRate: generations === 0 ? 0 : failedGenerations / generations,
+      byReason,
+      byFeature,
+      byModel,
+      overdueInProgress: overdue,
+    };
+  });
 }
 
 async function refundsByReason(sql: Sql, scope: SpendingScope): Promise<ReasonCount[]> {
