@@ -16,6 +16,7 @@ import "./prices.ts";
 import "./spend-caps.ts";
 import "./errors.ts";
 import "./audit.ts";
+import "./webhook.ts";
 import "./alerts.ts";
 import "./api-key.ts";
 import "./subscriptions.ts";
