@@ -11,6 +11,7 @@ import "./bulk.ts";
 import "./ledger-entry.ts";
 import "./board.ts";
 import "./spending.ts";
+import "./analytics.ts";
 import "./prices.ts";
 import "./spend-caps.ts";
 import "./errors.ts";

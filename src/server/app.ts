@@ -28,6 +28,7 @@ import { databaseFaultAnswer } from "./database-faults.ts";
 import { documentCachePlugin } from "./document-cache.ts";
 import { documentShapePlugin } from "./document-shape.ts";
 import { InProcessEventBus, RedisEventBus } from "./events.ts";
+import { handleLedgerExport } from "./export.ts";
 import { renderLocalGraphiQL } from "./graphiql.ts";
 import { limitsPlugin, observabilityPlugin, REQUEST_BODY_BYTES_MAX } from "./hardening.ts";
 import { cacheControlPlugin } from "./http-cache.ts";
@@ -298,6 +299,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     if (!shutdown.admit(req, res)) return;
     if (await metricsEndpoint.handle(req, res, path ?? "/")) return;
     if (await handleDashboard(req, res, { devLogin: config.databaseUrl === undefined ? tokens : null }))
+      return;
+    if (
+      await handleLedgerExport(req, res, path ?? "/", {
+        db,
+        principalOf,
+        log: log.child({ component: "export" }),
+      })
+    )
       return;
     if (tooLarge(req)) {
       res.writeHead(413, { "content-type": "application/json", connection: "close" }).end(
