@@ -245,16 +245,16 @@ describe("database constraints", () => {
 
       const badEntry = await refused(
         tx,
-        `INSERT INTO ledger_entry (id, account_id, sequence, type, amount, balance_before, balance_after, title, transfer_id)
-         VALUES (gen_random_uuid(), $1, 2, 'GRANT', 5, 100, 104, 'Wrong sum', gen_random_uuid())`,
+        `INSERT INTO ledger_entry (id, account_id, sequence, type, amount, balance_before, balance_after, title, transfer_id, actor)
+         VALUES (gen_random_uuid(), $1, 2, 'GRANT', 5, 100, 104, 'Wrong sum', gen_random_uuid(), 'system')`,
         [accountId],
       );
       expect(badEntry.constraint).toBe("ledger_entry_balance_moves_by_amount");
 
       const duplicateSequence = await refused(
         tx,
-        `INSERT INTO ledger_entry (id, account_id, sequence, type, amount, balance_before, balance_after, title, transfer_id)
-         VALUES (gen_random_uuid(), $1, 1, 'GRANT', 5, 100, 105, 'Same sequence', gen_random_uuid())`,
+        `INSERT INTO ledger_entry (id, account_id, sequence, type, amount, balance_before, balance_after, title, transfer_id, actor)
+         VALUES (gen_random_uuid(), $1, 1, 'GRANT', 5, 100, 105, 'Same sequence', gen_random_uuid(), 'system')`,
         [accountId],
       );
       expect(duplicateSequence.code).toBe("23505");

@@ -46,9 +46,9 @@ WITH k AS (
     SELECT k.generation_id, 0, acc.id, k.grant_id, k.cost, k.cost FROM k, acc
 ), entry AS (
     INSERT INTO ledger_entry (id, account_id, sequence, type, amount, balance_before, balance_after, title,
-                              generation_id, transfer_id, created_at)
+                              generation_id, transfer_id, created_at, actor)
     SELECT gen_random_uuid(), acc.id, acc.sequence, 'USAGE', -k.cost, acc.available + k.cost, acc.available,
-           'Bench', k.generation_id, k.transfer_id, k.at
+           'Bench', k.generation_id, k.transfer_id, k.at, 'system'
       FROM k, acc
 ), post AS (
     INSERT INTO posting (account_id, transfer_id, book, grant_id, generation_id, amount, created_at)

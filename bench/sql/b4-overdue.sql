@@ -36,10 +36,10 @@ WITH g AS (
     SELECT generation_id, 0, account_id, grant_id, $4::bigint, $4::bigint FROM g
 ), entry AS (
     INSERT INTO ledger_entry (id, account_id, sequence, type, amount, balance_before, balance_after, title,
-                              generation_id, transfer_id, created_at)
+                              generation_id, transfer_id, created_at, actor)
     SELECT gen_random_uuid(), g.account_id, acc.sequence_before + g.k, 'USAGE', -$4::bigint,
            acc.available_before - $4::bigint * (g.k - 1), acc.available_before - $4::bigint * g.k,
-           'Bench reaper', g.generation_id, g.transfer_id, g.created_at
+           'Bench reaper', g.generation_id, g.transfer_id, g.created_at, 'system'
       FROM g JOIN acc ON acc.id = g.account_id
 ), post AS (
     INSERT INTO posting (account_id, transfer_id, book, grant_id, generation_id, amount, created_at)

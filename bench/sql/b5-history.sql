@@ -43,16 +43,16 @@ WITH g AS (
       FROM t
 ), usage AS (
     INSERT INTO ledger_entry (id, account_id, sequence, type, amount, balance_before, balance_after, title,
-                              generation_id, transfer_id, created_at)
+                              generation_id, transfer_id, created_at, actor)
     SELECT gen_random_uuid(), $1::uuid, usage_sequence, 'USAGE', -$5::bigint, before, before - $5::bigint,
-           'Bench history', generation_id, transfer_id, created_at
+           'Bench history', generation_id, transfer_id, created_at, 'system'
       FROM t
 ), refund AS (
     INSERT INTO ledger_entry (id, account_id, sequence, type, amount, balance_before, balance_after, title, reason,
-                              message, generation_id, transfer_id, created_at)
+                              message, generation_id, transfer_id, created_at, actor)
     SELECT gen_random_uuid(), $1::uuid, usage_sequence + 1, 'REFUND', $5::bigint, before - $5::bigint, before,
            'Bench history', 'PROVIDER_ERROR', 'bench', generation_id, refund_transfer_id,
-           created_at + interval '500 milliseconds'
+           created_at + interval '500 milliseconds', 'system'
       FROM t WHERE failed
 )
 SELECT count(*)::int AS generations FROM t;

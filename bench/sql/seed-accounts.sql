@@ -23,9 +23,9 @@ WITH n AS (
     SELECT grant_id, account_id, 'WALLET', $3::bigint, $3::bigint, 0 FROM n
 ), e AS (
     INSERT INTO ledger_entry (id, account_id, sequence, type, amount, balance_before, balance_after, title,
-                              grant_id, transfer_id)
+                              grant_id, transfer_id, actor)
     SELECT gen_random_uuid(), account_id, 1, 'GRANT', $3::bigint, 0, $3::bigint, 'Credit purchase',
-           grant_id, transfer_id
+           grant_id, transfer_id, 'system'
       FROM n
 ), p AS (
     INSERT INTO posting (account_id, transfer_id, book, grant_id, amount)

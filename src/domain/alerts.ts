@@ -72,11 +72,16 @@ export function evaluateBalanceAlert(book: Book): void {
  * below it now; setting it sends nothing, even when it is: the alert fires at
  * the next fall from at or above the threshold to below it.
  */
-export function setBalanceAlert(accountId: string, threshold: Credits): Operation<BalanceAlertState> {
+export function setBalanceAlert(
+  accountId: string,
+  threshold: Credits,
+  actor: string,
+): Operation<BalanceAlertState> {
   return {
     operation: "setBalanceAlert",
     accountId,
     generationIds: [],
+    actor,
     idempotency: null,
     apply: (book) => {
       book.account.alertThreshold = threshold;
@@ -88,11 +93,12 @@ export function setBalanceAlert(accountId: string, threshold: Credits): Operatio
 }
 
 /** Removes the account's alert; nothing more fires until one is set again. */
-export function clearBalanceAlert(accountId: string): Operation<{ accountId: string }> {
+export function clearBalanceAlert(accountId: string, actor: string): Operation<{ accountId: string }> {
   return {
     operation: "clearBalanceAlert",
     accountId,
     generationIds: [],
+    actor,
     idempotency: null,
     apply: (book) => {
       if (book.account.alertThreshold !== null) {

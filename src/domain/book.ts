@@ -28,6 +28,9 @@ export interface IdempotencyDraft {
   readonly expiresAt: Date;
 }
 
+/** The actor of entries no request caused: the reaper, expiry and other background work. */
+export const SYSTEM_ACTOR = "system";
+
 export interface BoardItemDraft {
   readonly boardId: string;
   readonly generationId: string;
@@ -80,6 +83,11 @@ export class Book {
   /** Whether the account row changed beyond what entries explain (its alert): it must be written. */
   accountChanged = false;
   private openTransfer: Transfer | null = null;
+  /**
+   * Who causes the entries being written: set by the executor around each
+   * operation, SYSTEM_ACTOR otherwise (expiry and timeouts a batch runs first).
+   */
+  actor: string = SYSTEM_ACTOR;
 
   constructor(
     readonly account: AccountState,
@@ -440,6 +448,7 @@ export class Transfer {
         grantId: draft.grantId ?? null,
         transferId: this.id,
         createdAt: now,
+        actor: this.book.actor,
       };
       balance = record.balanceAfter;
       return record;

@@ -3,7 +3,7 @@ import { isOutcomeUnknown } from "../db/unavailable.ts";
 import type { BalanceLowEvent } from "./alerts.ts";
 import { assert } from "./assert.ts";
 import { type BalanceSnapshot, balanceOf } from "./balance.ts";
-import { type AccountChange, Book } from "./book.ts";
+import { type AccountChange, Book, SYSTEM_ACTOR } from "./book.ts";
 import { DomainError, IdempotencyKeyReusedError, NotFoundError } from "./errors.ts";
 import { expireDueGrants } from "./grants.ts";
 import type { IdempotencyRequest } from "./idempotency.ts";
@@ -29,6 +29,11 @@ export interface Operation<T> {
   readonly idempotency: IdempotencyRequest | null;
   /** The member whose spend caps bound the operation (a reserve's requestedBy); loaded with the account. */
   readonly capMember?: string | null;
+  /**
+   * Who causes it, recorded on every entry it writes (SPEC §8.3 `LedgerEntry.actor`):
+   * the token's sub, `apikey:<id>` for an API key, SYSTEM_ACTOR for background work.
+   */
+  readonly actor: string;
   /**
    * Background work (the reaper): skips the account when another transaction
    * holds its lock, instead of waiting; the next round picks it up.
@@ -460,7 +465,15 @@ export class Executor {
       }
     }
     const before = book.changeCount();
-    const value = operation.apply(book);
+    // Entries written by the operation are its actor's; what the batch does around it
+    // (expiry and timeouts before the first operation) stays the system's.
+    book.actor = operation.actor;
+    let value: unknown;
+    try {
+      value = operation.apply(book);
+    } finally {
+      book.actor = SYSTEM_ACTOR;
+    }
     if (value instanceof DomainError) {
       assert(
         book.changeCount() === before,

@@ -303,7 +303,7 @@ function effectiveTypes(query: LedgerQuery): readonly LedgerEntryType[] | null {
 
 /** The columns of a ledger page: the entry, then its generation's status (for the derived entry status). */
 const ENTRY_COLUMNS = `e.id, e.account_id, e.sequence, e.type, e.amount, e.balance_before, e.balance_after, e.title,
-       e.reason, e.message, e.generation_id, e.grant_id, e.transfer_id, e.created_at`;
+       e.reason, e.message, e.generation_id, e.grant_id, e.transfer_id, e.created_at, e.actor`;
 
 /**
  * How a branch reads the generation's status: from the join when it filters
@@ -470,6 +470,7 @@ interface EntryRow {
   grant_id: string | null;
   transfer_id: string;
   created_at: Date;
+  actor: string;
   generation_status: GenerationStatus | null;
 }
 
@@ -489,6 +490,7 @@ function entryView(row: EntryRow): LedgerEntryView {
     grantId: row.grant_id,
     transferId: row.transfer_id,
     createdAt: row.created_at,
+    actor: row.actor,
     generationStatus: row.generation_status,
   };
 }

@@ -258,6 +258,7 @@ export class Ledger {
       operation: "grantCredits",
       accountId: input.accountId,
       generationIds: [],
+      actor: principal,
       idempotency: this.idempotency(principal, "grantCredits", key, input),
       apply: (book) => grantCredits(book, { accountId: input.accountId, source: input.source, ...grant }),
     });
@@ -274,6 +275,7 @@ export class Ledger {
       operation: "adjustBalance",
       accountId: input.accountId,
       generationIds: [],
+      actor: principal,
       idempotency: this.idempotency(principal, "adjustBalance", checked.key, input),
       apply: (book) =>
         adjustBalance(book, { accountId: input.accountId, amount: checked.amount, note: checked.note }),
@@ -322,6 +324,7 @@ export class Ledger {
       operation: "reserveGeneration",
       accountId: input.accountId,
       generationIds: [],
+      actor: principal,
       idempotency: this.idempotency(principal, "reserveGeneration", checked.key, input),
       capMember: checked.requestedBy,
       apply: (book) =>
@@ -403,6 +406,7 @@ export class Ledger {
     if (checked instanceof InvalidInputError) return fail(checked);
     return this.onGeneration(input.generationId, () => ({
       operation: "settleGeneration",
+      actor: principal,
       idempotency: this.idempotency(principal, "settleGeneration", checked.key, input),
       apply: (book) => {
         const generation = book.generation(input.generationId);
@@ -429,6 +433,7 @@ export class Ledger {
     if (checked instanceof InvalidInputError) return fail(checked);
     return this.onGeneration(input.generationId, () => ({
       operation: "refundGeneration",
+      actor: principal,
       idempotency: this.idempotency(principal, "refundGeneration", checked.key, input),
       apply: (book) =>
         refundGeneration(book, {
@@ -447,6 +452,7 @@ export class Ledger {
     if (checked instanceof InvalidInputError) return fail(checked);
     return this.onGeneration(input.generationId, () => ({
       operation: "cancelGeneration",
+      actor: principal,
       idempotency: this.idempotency(principal, "cancelGeneration", checked, input),
       apply: (book) =>
         refundGeneration(book, {
@@ -469,6 +475,7 @@ export class Ledger {
     if (checked instanceof InvalidInputError) return fail(checked);
     return this.onGeneration(input.generationId, () => ({
       operation: "supportRefund",
+      actor: principal,
       idempotency: this.idempotency(principal, "supportRefund", checked.key, input),
       apply: (book) =>
         supportRefund(book, {

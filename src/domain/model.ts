@@ -133,6 +133,8 @@ export interface LedgerEntryRecord {
   readonly grantId: string | null;
   readonly transferId: string;
   readonly createdAt: Date;
+  /** Who caused it: a token's sub, `apikey:<id>`, or `system` (SPEC §8.3). */
+  readonly actor: string;
 }
 
 export interface PostingRecord {

@@ -1,4 +1,5 @@
 import { noticeExpiringGrants } from "./alerts.ts";
+import { SYSTEM_ACTOR } from "./book.ts";
 import type { Operation } from "./executor.ts";
 import { expireDueGrants } from "./grants.ts";
 import { timeOutOverdue } from "./settle.ts";
@@ -35,6 +36,7 @@ export function reapAccount(
     accountId,
     generationIds,
     idempotency: null,
+    actor: SYSTEM_ACTOR,
     background: true,
     apply: (book) => {
       // Expiry first, as every other batch does it: a timeout's refund must not land on an expired grant.

@@ -337,6 +337,7 @@ const ENTRY_INSERT: Columns = [
   ["grant_id", "uuid", "grantId"],
   ["transfer_id", "uuid", "transferId"],
   ["created_at", "timestamptz", "createdAt"],
+  ["actor", "text", "actor"],
 ];
 const POSTING_INSERT: Columns = [
   ["account_id", "uuid", "accountId"],

@@ -140,7 +140,11 @@ builder.mutationField("setBalanceAlert", (t) =>
       const threshold = validate((c) => c.nonNegativeCredits("threshold", input.threshold));
       if (threshold instanceof InvalidInputError) throw threshold;
       await requireAlertManager(context, accountId, "setBalanceAlert");
-      return unwrap(await context.ledger.executor.run(setBalanceAlert(accountId, threshold))).value;
+      return unwrap(
+        await context.ledger.executor.run(
+          setBalanceAlert(accountId, threshold, context.principal?.sub ?? ""),
+        ),
+      ).value;
     },
   }),
 );
@@ -159,7 +163,9 @@ builder.mutationField("clearBalanceAlert", (t) =>
     resolve: async (_root, { input }, context) => {
       const accountId = inputId("accountId", input.accountId, "Account");
       await requireAlertManager(context, accountId, "clearBalanceAlert");
-      return unwrap(await context.ledger.executor.run(clearBalanceAlert(accountId))).value;
+      return unwrap(
+        await context.ledger.executor.run(clearBalanceAlert(accountId, context.principal?.sub ?? "")),
+      ).value;
     },
   }),
 );

@@ -10,6 +10,7 @@ import "./generation.ts";
 import "./ledger-entry.ts";
 import "./board.ts";
 import "./spending.ts";
+import "./analytics.ts";
 import "./prices.ts";
 import "./spend-caps.ts";
 import "./errors.ts";

@@ -86,6 +86,10 @@ export const LedgerEntryRef = builder.prismaNode("LedgerEntry", {
       description: "The generation it belongs to (USAGE, REFUND, RELEASE); null for the others.",
     }),
     createdAt: t.expose("createdAt", { type: "DateTime", description: "When it was written." }),
+    actor: t.exposeString("actor", {
+      description:
+        "Who caused it: the token's `sub`, `apikey:<id>` for an API key, or `system` for background work (timeouts, expiry). Entries written before actors were recorded read `system`.",
+    }),
   }),
 });
 

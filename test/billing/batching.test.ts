@@ -134,6 +134,7 @@ describe("group commit over accounts", () => {
       accountId: blocker,
       generationIds: [],
       idempotency: null,
+      actor: "system",
       apply: () => ({}),
     });
     const broken = ledger.executor.run({
@@ -141,6 +142,7 @@ describe("group commit over accounts", () => {
       accountId: rest[0] as string,
       generationIds: [],
       idempotency: null,
+      actor: "system",
       apply: () => {
         throw new Error("a bug in one operation");
       },
@@ -211,6 +213,7 @@ describe("group commit over accounts", () => {
         accountId,
         generationIds: [],
         idempotency: null,
+        actor: "system",
         background: true,
         apply: () => ({}),
       });
@@ -259,6 +262,7 @@ describe("group commit over accounts", () => {
           accountId: accounts[0],
           generationIds: [],
           idempotency: null,
+          actor: "system",
           background: true,
           apply: () => ({}),
         })

@@ -28,14 +28,14 @@ const EXECUTION_MS_MAX = onPglite() ? 150 : 50;
 
 /** Entry `s` of the generated ledger: mostly GRANT +3, every 10th ADJUSTMENT −1, every 100th EXPIRY −1. */
 const GENERATED_ENTRY_SQL = `
-INSERT INTO ledger_entry (id, account_id, sequence, type, amount, balance_before, balance_after, title, grant_id, transfer_id, created_at)
+INSERT INTO ledger_entry (id, account_id, sequence, type, amount, balance_before, balance_after, title, grant_id, transfer_id, created_at, actor)
 SELECT gen_random_uuid(), $1::uuid, s,
        (CASE WHEN s % 100 = 0 THEN 'EXPIRY' WHEN s % 10 = 5 THEN 'ADJUSTMENT' ELSE 'GRANT' END)::"LedgerEntryType",
        amount, after - amount, after,
        CASE WHEN s % 100 = 0 THEN 'Credits expired' WHEN s % 10 = 5 THEN 'Adjustment' ELSE 'Generated' END,
        CASE WHEN s % 100 = 0 OR s % 10 = 5 THEN NULL ELSE $2::uuid END,
        $3::uuid,
-       now() - make_interval(secs => ($4::int - s) / 10.0)
+       now() - make_interval(secs => ($4::int - s) / 10.0), 'system'
   FROM generate_series(1, $4::int) AS s,
        LATERAL (SELECT CASE WHEN s % 100 = 0 OR s % 10 = 5 THEN -1 ELSE 3 END AS amount,
                        -- Balance after entry s: 3 per GRANT so far, −1 per ADJUSTMENT and EXPIRY so far.

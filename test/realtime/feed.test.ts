@@ -98,6 +98,7 @@ describe("live feed", () => {
           grantId: null,
           transferId: "t",
           createdAt: new Date("2026-01-02T03:04:05.678Z"),
+          actor: "apikey:k",
         },
       ],
       generationIds: ["g"],
