@@ -5,6 +5,7 @@
  * feed itself resumes from its last sequence, so it never needs refetching.
  */
 import { type GraphQLClient, isMissingField, RequestError, UnauthorizedError } from "./graphql.ts";
+import { InsightsView } from "./insights.ts";
 import { LiveAccount } from "./live.ts";
 import {
   type Balance,
@@ -50,6 +51,8 @@ export interface AccountViewOptions {
   readonly onError: (message: string | null) => void;
   /** The date range the spending figures cover. */
   readonly range: () => Range;
+  /** Whether the token is an admin's: the operator report across accounts is shown. */
+  readonly operator: boolean;
 }
 
 /** Entries a "Load more" asks for at once. */
@@ -77,12 +80,14 @@ export class AccountView {
   private readonly debounced = new Map<string, ReturnType<typeof setTimeout>>();
   private tick: ReturnType<typeof setInterval> | null = null;
   private readonly settings: SettingsView;
+  private readonly insights: InsightsView;
   /** Where the next "Load more" page starts; null: from the newest entry. */
   private pageCursor: string | null = null;
   private hasOlderPages = true;
 
   constructor(private readonly options: AccountViewOptions) {
     this.settings = new SettingsView(options.accountId, options.client, options.onError);
+    this.insights = new InsightsView(options.accountId, options.client, options.operator);
   }
 
   /** Loads the balance, then goes live; false when the account is not visible. */
@@ -127,6 +132,7 @@ export class AccountView {
   close(): void {
     this.closed = true;
     this.settings.close();
+    this.insights.close();
     this.live?.stop();
     if (this.tick !== null) clearInterval(this.tick);
     for (const timer of this.debounced.values()) clearTimeout(timer);
@@ -182,6 +188,10 @@ export class AccountView {
   /** The figures that depend on the date range, again (the range changed). */
   async rangeChanged(): Promise<void> {
     await this.refreshSpending();
+  }
+
+  private refreshInsights(): Promise<void | undefined> {
+    return this.guard(() => this.insights.refresh(this.options.range()));
   }
 
   /**
@@ -283,6 +293,7 @@ export class AccountView {
       renderSpending(null);
     } else if (result.data != null) {
       renderSpending(result.data.spending);
+      await this.refreshInsights();
     } else {
       this.options.onError(result.errors?.[0]?.message ?? "Could not load spending");
     }

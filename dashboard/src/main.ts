@@ -27,6 +27,8 @@ const client = new GraphQLClient({ url: graphqlUrl, token: () => token });
 let current: AccountView | null = null;
 let currentAccountId: string | null = null;
 let range: Range = {};
+/** The signed-in token's role, from `viewer`. */
+let role: string | null = null;
 
 function takeTokenFromFragment(): string | null {
   const value = new URLSearchParams(location.hash.slice(1)).get("token");
@@ -71,6 +73,7 @@ async function enter(): Promise<void> {
   show(byId("sign-in"), false);
   show(byId("account-bar"), true);
   byId("whoami").textContent = `${viewer.id} (${viewer.role})`;
+  role = viewer.role;
   const select = byId<HTMLSelectElement>("account");
   select.replaceChildren(
     ...viewer.accounts.map((account) =>
@@ -119,6 +122,7 @@ async function openAccount(accountId: string): Promise<void> {
     onUnauthorized: (message) => signOut(message),
     onError: showError,
     range: () => range,
+    operator: role === "admin",
   });
   current = view;
   currentAccountId = accountId;

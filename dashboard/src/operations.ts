@@ -9,7 +9,9 @@ import {
   DashboardAccountSettingsDocument,
   DashboardGenerationDocument,
   DashboardGenerationsInProgressDocument,
+  DashboardInsightsDocument,
   DashboardLedgerPageDocument,
+  DashboardOperatorReportDocument,
   DashboardSpendingDocument,
   type DashboardSpendingQuery,
   SetBalanceAlertDocument,
@@ -23,6 +25,8 @@ export const generationQuery = persisted(DashboardGenerationDocument);
 export const generationsInProgressQuery = persisted(DashboardGenerationsInProgressDocument);
 export const spendingQuery = persisted(DashboardSpendingDocument);
 export const ledgerPageQuery = persisted(DashboardLedgerPageDocument);
+export const insightsQuery = persisted(DashboardInsightsDocument);
+export const operatorReportQuery = persisted(DashboardOperatorReportDocument);
 export const accountSettingsQuery = persisted(DashboardAccountSettingsDocument);
 export const setBalanceAlertMutation = persisted(SetBalanceAlertDocument);
 export const clearBalanceAlertMutation = persisted(ClearBalanceAlertDocument);

@@ -75,6 +75,9 @@ class Platform {
 export interface Workspace {
   readonly accountId: string;
   readonly ownerId: string;
+  /** Its two models, unique to this run (the operator report spans every account). */
+  readonly veo: string;
+  readonly flux: string;
   /** Ledger entries written for it. */
   readonly entries: number;
 }
@@ -93,11 +96,13 @@ export async function seedWorkspace(server: TestServer, serviceToken: string): P
   await grant(server, serviceToken, accountId, 1_000, { source: "WALLET" });
   const cap = await platform.call(SET_CAP, { accountId, memberId: "ana", period: "DAY", amount: 300 });
   expect(cap.setSpendCap?.__typename).toBe("SetSpendCapSuccess");
-  await platform.settle(await platform.reserve(accountId, "ana", "Video", "veo", 40));
-  await platform.refund(await platform.reserve(accountId, "ben", "Image", "flux", 25));
+  const veo = unique("veo");
+  const flux = unique("flux");
+  await platform.settle(await platform.reserve(accountId, "ana", "Video", veo, 40));
+  await platform.refund(await platform.reserve(accountId, "ben", "Image", flux, 25));
   for (let i = 0; i < 55; i += 1) await grant(server, serviceToken, accountId, 1, { source: "WALLET" });
   // GRANT, USAGE (ana), USAGE + REFUND (ben), 55 GRANTs.
-  return { accountId, ownerId, entries: 1 + 1 + 2 + 55 };
+  return { accountId, ownerId, veo, flux, entries: 1 + 1 + 2 + 55 };
 }
 
 async function shows(locator: Locator, expected: string | RegExp): Promise<void> {
@@ -154,6 +159,17 @@ export async function exerciseInsights(
   expect(await page.locator("#feed li").count()).toBe(workspace.entries);
   await page.locator("#feed-more").waitFor({ state: "hidden", timeout: SHOW_TIMEOUT_MS });
 
+  // The daily chart and the breakdowns by model and by member.
+  const chart = page.locator("#daily-chart");
+  await waitForAttribute(chart, "data-refunded", "25");
+  expect(await chart.getAttribute("data-days")).toBe("1");
+  expect(await chart.getAttribute("data-charged")).toBe("40");
+  expect(await chart.evaluate((node: HTMLCanvasElement) => node.width > 0 && node.height > 0)).toBe(true);
+  await shows(page.locator(`#by-model tr[data-key="${workspace.veo}"] td:nth-child(2)`), "40");
+  await shows(page.locator(`#by-model tr[data-key="${workspace.flux}"] td:nth-child(3)`), "25");
+  await shows(page.locator('#by-member tr[data-key="ben"] td:nth-child(6)'), "1");
+  expect(await page.locator("#operator").isHidden()).toBe(true);
+
   // The date range: tomorrow on has no generations; all time has both.
   const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
   await page.locator("#range-from").fill(tomorrow);
@@ -170,7 +186,7 @@ export async function exerciseInsights(
 
   // A refund while the page is open lands live, in green, on top.
   const platform = new Platform(server, serviceToken);
-  await platform.refund(await platform.reserve(workspace.accountId, "ana", "Video", "veo", 10));
+  await platform.refund(await platform.reserve(workspace.accountId, "ana", "Video", workspace.veo, 10));
   const refund = page.locator(`#feed li[data-sequence="${workspace.entries + 2}"]`);
   await refund.waitFor({ timeout: SHOW_TIMEOUT_MS });
   expect(await refund.getAttribute("data-type")).toBe("REFUND");
@@ -188,12 +204,49 @@ export async function exerciseInsights(
   await page.screenshot({ path: `${artifacts}/dashboard-v2-${name}-phone.png`, fullPage: true });
   await page.close();
   expect(errors).toEqual([]);
+
+  // An admin also sees the operator report across every account.
+  const admin = await openSignedIn(
+    context,
+    origin,
+    workspace.accountId,
+    await server.token("ops", "admin", "1h"),
+  );
+  await admin.page.locator("#operator").waitFor({ timeout: SHOW_TIMEOUT_MS });
+  await shows(admin.page.locator(`#operator-models tr[data-key="${workspace.flux}"] td:nth-child(6)`), "1");
+  await admin.page
+    .locator('#operator-reasons li[data-reason="PROVIDER_ERROR"]')
+    .waitFor({ timeout: SHOW_TIMEOUT_MS });
+  expect(await admin.page.locator('#operator-figures [data-figure="refund-rate"] dd').textContent()).toMatch(
+    /%$/,
+  );
+  await admin.page.screenshot({ path: `${artifacts}/dashboard-v2-${name}-operator.png`, fullPage: true });
+  await admin.page.close();
+  expect(admin.errors).toEqual([]);
+}
+
+async function waitForAttribute(locator: Locator, name: string, expected: string): Promise<void> {
+  const deadline = Date.now() + SHOW_TIMEOUT_MS;
+  while ((await locator.getAttribute(name)) !== expected) {
+    if (Date.now() > deadline)
+      throw new Error(`${locator} ${name}: expected ${expected}, still ${await locator.getAttribute(name)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 async function expectNoSidewaysScroll(page: Page): Promise<void> {
-  const widths = await page.evaluate(() => ({
-    page: document.documentElement.scrollWidth,
-    screen: document.documentElement.clientWidth,
-  }));
-  expect(widths.page).toBeLessThanOrEqual(widths.screen);
+  // The chart follows its box on the next frames (a ResizeObserver): give the layout a moment.
+  const deadline = Date.now() + SHOW_TIMEOUT_MS;
+  for (;;) {
+    const widths = await page.evaluate(() => {
+      const screen = document.documentElement.clientWidth;
+      const wide = [...document.querySelectorAll<HTMLElement>("body *")]
+        .filter((node) => node.getBoundingClientRect().right > screen + 1)
+        .map((node) => `${node.tagName.toLowerCase()}#${node.id}.${node.className}`);
+      return { page: document.documentElement.scrollWidth, screen, wide: wide.slice(0, 5) };
+    });
+    if (widths.page <= widths.screen) return;
+    if (Date.now() > deadline) expect(widths).toEqual({ ...widths, page: widths.screen });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
