@@ -20,6 +20,7 @@ const POSTGRES_ONLY = [
   "test/realtime/cross-instance.test.ts",
   "test/realtime/balance-alerts-cross-instance.test.ts", // two server processes sharing Redis
   "test/realtime/redis-outage.test.ts",
+  "test/realtime/revocation.test.ts", // two server processes sharing Redis
   "test/reliability/crash.test.ts",
   "test/reliability/postgres-restart.test.ts",
   "test/reliability/reaper-race.test.ts", // two server processes on one database

@@ -24,6 +24,7 @@ import { machineFacts, measureBusyPercent, pgbenchVersion, redisVersion } from "
 import { runB0 } from "./lib/phase-b0.ts";
 import { runB4 } from "./lib/phase-b4.ts";
 import { runB5 } from "./lib/phase-b5.ts";
+import { runB6 } from "./lib/phase-b6.ts";
 import { runB1, runB2, runProfile } from "./lib/phase-http.ts";
 import { runM1 } from "./lib/phase-m1.ts";
 import { runRealtime } from "./lib/phase-realtime.ts";
@@ -43,7 +44,7 @@ import {
 const USAGE = `usage: npm run bench [-- options]
   --quick        small sizes and short windows (about a minute): for development
   --profile      also profile the server under B1 load (node --cpu-prof) and the SQL of one cycle
-  --only LIST    run only these phases, e.g. --only B0,B1 (B2 needs B1 for its ratio, B1 needs B0)
+  --only LIST    run only these phases, e.g. --only B0,B1 (B2 needs B1 for its ratio, B1 and B6 need B0)
   --keep-db      keep the bench database after the run (its name is printed)
   --compare [F]  show an earlier run's figures beside this run's: F is a results.json
                  (default: bench/results.json as it was before this run)
@@ -265,6 +266,12 @@ async function main(): Promise<number> {
         title: `HTTP cycles, ${sizes.httpClients} clients, one account`,
         timeoutMs: sizes.httpWarmupMs + sizes.httpDurationMs + slack,
         run: runB2,
+      },
+      {
+        id: "B6",
+        title: `bulk cycles, 100 items a call, ${sizes.b1Accounts} accounts`,
+        timeoutMs: sizes.httpWarmupMs + sizes.httpDurationMs + slack,
+        run: runB6,
       },
       ...(options.profile
         ? [

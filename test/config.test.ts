@@ -27,6 +27,11 @@ describe("loadConfig", () => {
       dataDir: "./.data",
       redisUrl: undefined,
       authJwtSecret: undefined,
+      authJwksUrl: undefined,
+      authIssuer: undefined,
+      authAudience: undefined,
+      authRoleClaim: "role",
+      apiKeyPepper: undefined,
       idempotencyTtlHours: 24,
       reaperIntervalMs: 1_000,
       reaperEnabled: true,
@@ -44,6 +49,25 @@ describe("loadConfig", () => {
     expect(loadConfig({ DATABASE_URL: "postgresql://db/x", AUTH_JWT_SECRET: SECRET })).toMatchObject({
       rateLimitPerSecond: 1_000,
       rateLimitServicePerSecond: 0,
+    });
+    // An identity provider may replace the shared secret; API key hashes then need their own pepper.
+    const pepper = "p".repeat(32);
+    expect(
+      loadConfig({
+        DATABASE_URL: "postgresql://db/x",
+        AUTH_JWKS_URL: "https://id.example/jwks.json",
+        AUTH_ISSUER: "https://id.example/",
+        AUTH_AUDIENCE: "creditbook",
+        AUTH_ROLE_CLAIM: "https://creditbook.example/role",
+        API_KEY_PEPPER: pepper,
+      }),
+    ).toMatchObject({
+      authJwtSecret: undefined,
+      authJwksUrl: "https://id.example/jwks.json",
+      authIssuer: "https://id.example/",
+      authAudience: "creditbook",
+      authRoleClaim: "https://creditbook.example/role",
+      apiKeyPepper: pepper,
     });
   });
 
@@ -134,6 +158,17 @@ describe("loadConfig", () => {
       "AUTH_JWT_SECRET missing with DATABASE_URL",
       { DATABASE_URL: "postgres://db/x" },
       /^AUTH_JWT_SECRET is required when DATABASE_URL is set/,
+    ],
+    [
+      "AUTH_JWKS_URL instead of AUTH_JWT_SECRET without API_KEY_PEPPER",
+      { DATABASE_URL: "postgres://db/x", AUTH_JWKS_URL: "https://id.example/jwks.json" },
+      /^API_KEY_PEPPER is required when AUTH_JWKS_URL replaces AUTH_JWT_SECRET/,
+    ],
+    ["AUTH_JWKS_URL not a URL", { AUTH_JWKS_URL: "id.example/jwks.json" }, /^AUTH_JWKS_URL must be a URL/],
+    [
+      "API_KEY_PEPPER too short",
+      { API_KEY_PEPPER: "pepper" },
+      /^API_KEY_PEPPER must be at least 32 characters/,
     ],
   ];
   it.each(cases)("%s: one line naming the variable", (_title, env, line) => {

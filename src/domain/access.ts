@@ -12,6 +12,12 @@ export interface Principal {
   readonly role: Role;
   /** Token expiry, seconds since the epoch (subscriptions close at it). */
   readonly exp: number | null;
+  /** Set for an API key (`sub` is then `apikey:<id>`): the key's id, by which it is revoked. */
+  readonly apiKeyId?: string;
+  /** Set for an API key limited to one account: every other account looks as if it did not exist. */
+  readonly accountId?: string | null;
+  /** An API key's own mutation rate limit (SPEC §8.6); unset → the role's limit. */
+  readonly rateLimitPerSecond?: number | null;
 }
 
 /**
@@ -34,6 +40,16 @@ export class Access {
     return this.principal?.role === "admin";
   }
 
+  /** The one account an API key is limited to; null when the principal is not limited so. */
+  get accountScope(): string | null {
+    return this.principal?.accountId ?? null;
+  }
+
+  /** Whether every account is visible: a service or admin not limited to one account. */
+  get seesEveryAccount(): boolean {
+    return this.isPlatform && this.accountScope === null;
+  }
+
   /** The user's accounts and roles (empty for services and admins, who have no memberships). */
   userMemberships(): Promise<Map<string, MemberRole>> {
     const sub = this.principal?.sub;
@@ -50,6 +66,8 @@ export class Access {
   /** Whether the principal may read the account (existence is checked by the caller). */
   async canRead(accountId: string): Promise<boolean> {
     if (this.principal === null) return false;
+    const scope = this.accountScope;
+    if (scope !== null) return accountId === scope;
     if (this.isPlatform) return true;
     return (await this.userMemberships()).has(accountId);
   }
@@ -61,6 +79,8 @@ export class Access {
 
   /** A Prisma `where` fragment limiting rows to visible accounts. */
   visibleAccountsWhere(): { accountId?: { in: string[] } } | Promise<{ accountId?: { in: string[] } }> {
+    const scope = this.accountScope;
+    if (scope !== null) return { accountId: { in: [scope] } };
     if (this.isPlatform) return {};
     return this.userMemberships().then((m) => ({ accountId: { in: [...m.keys()] } }));
   }

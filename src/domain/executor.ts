@@ -222,6 +222,23 @@ export class Executor {
 
   /** Queues an operation on its account and resolves with its outcome after commit. */
   run<T>(operation: Operation<T>): Promise<Outcome<Success<T>>> {
+    const outcome = this.enqueue(operation);
+    this.pump();
+    return outcome;
+  }
+
+  /**
+   * Queues operations together (a bulk request) before any lane starts, so
+   * they share transactions within the batch bounds instead of the first one
+   * leaving alone on a free lane. Outcomes come in the order given.
+   */
+  runAll<T>(operations: readonly Operation<T>[]): Promise<Outcome<Success<T>>[]> {
+    const outcomes = operations.map((operation) => this.enqueue(operation));
+    this.pump();
+    return Promise.all(outcomes);
+  }
+
+  private enqueue<T>(operation: Operation<T>): Promise<Outcome<Success<T>>> {
     return new Promise<Outcome<Success<T>>>((resolve, reject) => {
       const pending: Pending = {
         operation: operation as Operation<unknown>,
@@ -234,7 +251,6 @@ export class Executor {
       if (queue === undefined) this.queues.set(accountId, [pending]);
       else queue.push(pending);
       if (!this.busy.has(accountId)) this.ready.add(accountId);
-      this.pump();
     });
   }
 

@@ -16,7 +16,8 @@ import { type IdempotencyRequest, requestHash } from "./idempotency.ts";
 import type { AccountKind, GrantSource, MemberRole, RefundReason } from "./model.ts";
 import { holdAmount, pricedUnitCost } from "./prices.ts";
 import { reserveGeneration } from "./reserve.ts";
-import { type ItemOutcome, refundGeneration, settleGeneration, supportRefund } from "./settle.ts";
+import { refundGeneration, settleGeneration, supportRefund } from "./settle.ts";
+import { settleItems } from "./settle-items.ts";
 import {
   type Check,
   QUANTITY_MAX,
@@ -92,12 +93,21 @@ export interface AdjustRequest {
   readonly note: string;
 }
 
-/** Largest batch of items in one settle request. */
-export const SETTLE_ITEMS_MAX = QUANTITY_MAX;
+export { SETTLE_ITEMS_MAX } from "./settle-items.ts";
 
 export type Result<T> = Outcome<T> | { readonly ok: false; readonly error: DomainError };
 
-const fail = (error: DomainError) => ({ ok: false as const, error });
+/** An operation refused before it ran (input, a missing generation or board). */
+export type Failure = { readonly ok: false; readonly error: DomainError };
+
+const fail = (error: DomainError): Failure => ({ ok: false as const, error });
+
+/** A validated reserve, ready to run (see Ledger.prepareReserve). */
+export interface PreparedReserve {
+  readonly operation: Operation<{ generationId: string } | DomainError>;
+  readonly generationId: string;
+  readonly owner: GenerationOwner;
+}
 
 /** The immutable facts of a generation that authorization and routing need. */
 export interface GenerationOwner {
@@ -139,8 +149,7 @@ export class Ledger {
     const row = rows[0];
     if (row === undefined) return null;
     const owner = { accountId: row.account_id, requestedBy: row.requested_by };
-    if (this.owners.size >= 100_000) this.owners.clear();
-    this.owners.set(generationId, owner);
+    this.rememberOwner(generationId, owner);
     return owner;
   }
 
@@ -242,6 +251,26 @@ export class Ledger {
     return rows.length === 0 ? fail(new NotFoundError("Account")) : { ok: true };
   }
 
+  /**
+   * Removes a member from an account; a user who is no member is left as
+   * they are, so a retried removal answers the same. NotFound when the
+   * account does not exist. Their access ends with it: callers announce the
+   * removal so open subscriptions close (revocations.ts).
+   */
+  async removeAccountMember(input: {
+    accountId: string;
+    userId: string;
+  }): Promise<{ ok: true } | { ok: false; error: DomainError }> {
+    const checked = validate((c) => c.requiredText("userId", input.userId));
+    if (checked instanceof InvalidInputError) return fail(checked);
+    const rows = await this.db.query<{ account: boolean }>(
+      `WITH removed AS (DELETE FROM account_member WHERE account_id = $1 AND user_id = $2 RETURNING 1)
+       SELECT EXISTS (SELECT 1 FROM account WHERE id = $1) AS account, (SELECT count(*) FROM removed) AS removed`,
+      [input.accountId, checked],
+    );
+    return rows[0]?.account === true ? { ok: true } : fail(new NotFoundError("Account"));
+  }
+
   async grantCredits(principal: Principal, input: GrantInput): Promise<Result<{ grantId: string }>> {
     const checked = validate((c) => ({
       key: c.idempotencyKey("idempotencyKey", input.idempotencyKey),
@@ -294,6 +323,21 @@ export class Ledger {
     principal: Principal,
     input: ReserveRequest,
   ): Promise<Result<{ generationId: string }>> {
+    const prepared = await this.prepareReserve(principal, input);
+    if (!("operation" in prepared)) return prepared;
+    if (input.boardId != null && !(await this.boardOnAccount(input.boardId, input.accountId))) {
+      return fail(new NotFoundError("Board"));
+    }
+    const result = await this.executor.run(prepared.operation);
+    this.reserved(prepared, result);
+    return result;
+  }
+
+  /**
+   * Validates a reserve and builds its operation, without running it (a
+   * bulk request runs many together). The board is checked by the caller.
+   */
+  async prepareReserve(principal: Principal, input: ReserveRequest): Promise<PreparedReserve | Failure> {
     const checked = validate((c: Check) => ({
       key: c.idempotencyKey("idempotencyKey", input.idempotencyKey),
       requestedBy: c.optionalText("requestedBy", input.requestedBy),
@@ -316,11 +360,9 @@ export class Ledger {
     // it must be a safe integer too, not only each factor.
     const reserved = holdAmount(unitCost, checked.quantity);
     if (reserved instanceof InvalidInputError) return fail(reserved);
-    if (input.boardId != null && !(await this.boardOnAccount(input.boardId, input.accountId))) {
-      return fail(new NotFoundError("Board"));
-    }
     const generationId = randomUUID();
-    const result = await this.executor.run({
+    const owner = { accountId: input.accountId, requestedBy: checked.requestedBy };
+    const operation: Operation<{ generationId: string } | DomainError> = {
       operation: "reserveGeneration",
       accountId: input.accountId,
       generationIds: [],
@@ -340,11 +382,53 @@ export class Ledger {
           boardId: input.boardId ?? null,
           metadata: checked.metadata,
         }),
-    });
-    if (result.ok && !result.replayed) {
-      this.owners.set(generationId, { accountId: input.accountId, requestedBy: checked.requestedBy });
+    };
+    return { operation, generationId, owner };
+  }
+
+  /** Remembers the owner of a generation a prepared reserve created (not of a replay). */
+  reserved(prepared: PreparedReserve, result: Result<{ generationId: string }>): void {
+    if (result.ok && !result.replayed) this.rememberOwner(prepared.generationId, prepared.owner);
+  }
+
+  private rememberOwner(generationId: string, owner: GenerationOwner): void {
+    if (this.owners.size >= 100_000) this.owners.clear();
+    this.owners.set(generationId, owner);
+  }
+
+  /**
+   * The owners of many generations, from the cache and one query for the
+   * rest; a generation that does not exist is absent.
+   */
+  async generationOwners(generationIds: readonly string[]): Promise<Map<string, GenerationOwner>> {
+    const found = new Map<string, GenerationOwner>();
+    const missing: string[] = [];
+    for (const id of new Set(generationIds)) {
+      const cached = this.owners.get(id);
+      if (cached === undefined) missing.push(id);
+      else found.set(id, cached);
     }
-    return result;
+    if (missing.length === 0) return found;
+    const rows = await this.db.query<{ id: string; account_id: string; requested_by: string | null }>(
+      "SELECT id, account_id, requested_by FROM generation WHERE id = ANY($1::uuid[])",
+      [missing],
+    );
+    for (const row of rows) {
+      const owner = { accountId: row.account_id, requestedBy: row.requested_by };
+      this.rememberOwner(row.id, owner);
+      found.set(row.id, owner);
+    }
+    return found;
+  }
+
+  /** The account of each board that exists, in one query (boards never move between accounts). */
+  async boardAccounts(boardIds: readonly string[]): Promise<Map<string, string>> {
+    if (boardIds.length === 0) return new Map();
+    const rows = await this.db.query<{ id: string; account_id: string }>(
+      "SELECT id, account_id FROM board WHERE id = ANY($1::uuid[])",
+      [[...new Set(boardIds)]],
+    );
+    return new Map(rows.map((row) => [row.id, row.account_id]));
   }
 
   /** Runs an operation on the account that owns a generation. */
@@ -361,51 +445,31 @@ export class Ledger {
     principal: Principal,
     input: SettleRequest,
   ): Promise<Result<{ generationId: string }>> {
+    const prepared = this.prepareSettle(principal, input);
+    if (typeof prepared !== "function") return prepared;
+    const owner = await this.generationOwner(input.generationId);
+    if (owner === null) return fail(new NotFoundError("Generation"));
+    return this.executor.run(prepared(owner));
+  }
+
+  /**
+   * Validates a settle and returns the builder of its operation, which
+   * needs the generation's owner (a bulk request looks owners up together).
+   */
+  prepareSettle(
+    principal: Principal,
+    input: SettleRequest,
+  ): ((owner: GenerationOwner) => Operation<{ generationId: string } | DomainError>) | Failure {
     const checked = validate((c) => {
       const key = c.idempotencyKey("idempotencyKey", input.idempotencyKey);
       if (input.items == null) return { key, items: null };
-      if (input.items.length === 0)
-        throw new InvalidInputError("items", "must list at least one item, or be omitted");
-      if (input.items.length > SETTLE_ITEMS_MAX) {
-        throw new InvalidInputError(
-          "items",
-          `must list at most ${SETTLE_ITEMS_MAX} items, got ${input.items.length}`,
-        );
-      }
-      const seen = new Set<number>();
-      const items = input.items.map((item, i): ItemOutcome => {
-        const at = `items[${i}]`;
-        c.integer(`${at}.index`, item.index, 0, QUANTITY_MAX - 1);
-        if (seen.has(item.index)) throw new InvalidInputError(`${at}.index`, `repeats item ${item.index}`);
-        seen.add(item.index);
-        if (item.succeeded) {
-          if (item.reason != null) throw new InvalidInputError(`${at}.reason`, "is only for failed items");
-          if (item.message != null) c.text(`${at}.message`, item.message);
-          return {
-            index: item.index,
-            succeeded: true,
-            cost: item.cost == null ? -1n : c.positiveCredits(`${at}.cost`, item.cost),
-          };
-        }
-        if (item.cost != null)
-          throw new InvalidInputError(
-            `${at}.cost`,
-            "is only for succeeded items (a failed item is refunded in full)",
-          );
-        if (item.reason == null)
-          throw new InvalidInputError(`${at}.reason`, "is required when an item failed");
-        return {
-          index: item.index,
-          succeeded: false,
-          reason: item.reason,
-          message: c.optionalText(`${at}.message`, item.message),
-        };
-      });
-      return { key, items };
+      return { key, items: settleItems(c, input.items) };
     });
     if (checked instanceof InvalidInputError) return fail(checked);
-    return this.onGeneration(input.generationId, () => ({
+    return (owner) => ({
       operation: "settleGeneration",
+      accountId: owner.accountId,
+      generationIds: [input.generationId],
       actor: principal,
       idempotency: this.idempotency(principal, "settleGeneration", checked.key, input),
       apply: (book) => {
@@ -419,7 +483,7 @@ export class Ledger {
           ) ?? null;
         return settleGeneration(book, { generationId: input.generationId, items });
       },
-    }));
+    });
   }
 
   async refundGeneration(

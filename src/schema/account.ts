@@ -5,7 +5,7 @@ import { builder } from "./builder.ts";
 import { IDEMPOTENCY_KEY, REPLAYED, resultDescription } from "./descriptions.ts";
 import { AccountKindEnum, MemberRoleEnum } from "./enums.ts";
 import { inputId, localId } from "./ids.ts";
-import { requirePlatform, requireVisible, unwrap } from "./support.ts";
+import { requirePlatform, requireUnscoped, requireVisible, unwrap } from "./support.ts";
 import { visibleAccount } from "./visibility.ts";
 
 export const AccountMemberRef = builder.prismaObject("AccountMember", {
@@ -128,6 +128,7 @@ builder.mutationField("createAccount", (t) =>
     },
     resolve: async (_root, { input }, context) => {
       requirePlatform(context, "createAccount");
+      requireUnscoped(context, "createAccount");
       const { value, replayed } = unwrap(
         await context.ledger.createAccount(context.principal?.sub ?? "", input),
       );
@@ -158,6 +159,49 @@ builder.mutationField("addAccountMember", (t) =>
         role: input.role,
       });
       if (!result.ok) throw result.error;
+      return { accountId };
+    },
+  }),
+);
+
+const RemoveAccountMemberInput = builder.inputType("RemoveAccountMemberInput", {
+  description: "A member to remove from an account.",
+  fields: (t) => ({
+    accountId: t.id({ required: true, description: "The account's global id." }),
+    userId: t.string({ required: true, description: "The member's user id (token `sub`)." }),
+  }),
+});
+
+const RemoveAccountMemberSuccess = builder
+  .objectRef<{ accountId: string }>("RemoveAccountMemberSuccess")
+  .implement({
+    description:
+      "The user is no member of the account (now, or already before): their tokens no longer see it, and their open subscriptions to it are closed on every instance within 1 s.",
+    fields: (t) => ({ account: accountField(t, "The account, with its members as they are now.") }),
+  });
+
+builder.mutationField("removeAccountMember", (t) =>
+  t.field({
+    type: RemoveAccountMemberSuccess,
+    description:
+      "Removes a member from an account (service, admin); removing a user who is no member changes nothing, so a retry answers the same.",
+    args: {
+      input: t.arg({
+        type: RemoveAccountMemberInput,
+        required: true,
+        description: "The account and the member.",
+      }),
+    },
+    errors: {
+      union: { name: "RemoveAccountMemberResult", description: resultDescription("removeAccountMember") },
+    },
+    resolve: async (_root, { input }, context) => {
+      requirePlatform(context, "removeAccountMember");
+      const accountId = inputId("accountId", input.accountId, "Account");
+      await requireVisible(context, accountId);
+      const result = await context.ledger.removeAccountMember({ accountId, userId: input.userId });
+      if (!result.ok) throw result.error;
+      context.revocations.announce({ kind: "member", accountId, userId: input.userId });
       return { accountId };
     },
   }),

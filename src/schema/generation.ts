@@ -34,7 +34,14 @@ import {
 } from "./descriptions.ts";
 import { GenerationStatusEnum, ItemStatusEnum, RefundReasonEnum } from "./enums.ts";
 import { inputId, localId } from "./ids.ts";
-import { readAccountPage, requireAdmin, requirePlatform, requireVisible, unwrap } from "./support.ts";
+import {
+  readAccountPage,
+  requireAdmin,
+  requireGenerationInScope,
+  requirePlatform,
+  requireVisible,
+  unwrap,
+} from "./support.ts";
 import { onVisibleAccount } from "./visibility.ts";
 
 export const GenerationItemRef = builder.prismaObject("GenerationItem", {
@@ -140,7 +147,7 @@ builder.queryField("generation", (t) =>
   }),
 );
 
-type GenerationPayload = {
+export type GenerationPayload = {
   generationId: string;
   balance: BalanceSnapshot;
   replayed: boolean;
@@ -170,7 +177,7 @@ function generationPayload(name: string) {
   });
 }
 
-const ReserveGenerationInput = builder.inputType("ReserveGenerationInput", {
+export const ReserveGenerationInput = builder.inputType("ReserveGenerationInput", {
   description: "A generation to start: its credits are held at once, or nothing is written.",
   fields: (t) => ({
     idempotencyKey: t.string({ required: true, description: IDEMPOTENCY_KEY }),
@@ -224,7 +231,7 @@ const ItemOutcomeInput = builder.inputType("ItemOutcomeInput", {
   }),
 });
 
-const SettleGenerationInput = builder.inputType("SettleGenerationInput", {
+export const SettleGenerationInput = builder.inputType("SettleGenerationInput", {
   description: "The outcomes of a generation's items, as the platform learned them.",
   fields: (t) => ({
     idempotencyKey: t.string({ required: true, description: IDEMPOTENCY_KEY }),
@@ -273,24 +280,42 @@ const SupportRefundInput = builder.inputType("SupportRefundInput", {
   }),
 });
 
-const principalOf = (context: Context) => context.principal?.sub ?? "";
+export const principalOf = (context: Context) => context.principal?.sub ?? "";
+
+/**
+ * The result unions of reserve and settle, declared on their own (not by the
+ * errors plugin on the mutation field) because the bulk mutations answer one
+ * per item (bulk.ts). A field of such a union turns its errors into members.
+ */
+export const ReserveGenerationResult = builder.errorUnion("ReserveGenerationResult", {
+  description: resultDescription("reserveGeneration"),
+  types: [
+    generationPayload("ReserveGenerationSuccess"),
+    InsufficientCreditsError,
+    SpendCapExceededError,
+    IdempotencyKeyReusedError,
+  ],
+  resolveType: () => "ReserveGenerationSuccess",
+});
+export const SettleGenerationResult = builder.errorUnion("SettleGenerationResult", {
+  description: resultDescription("settleGeneration"),
+  types: [generationPayload("SettleGenerationSuccess"), AlreadyFinalizedError, IdempotencyKeyReusedError],
+  resolveType: () => "SettleGenerationSuccess",
+});
 
 builder.mutationField("reserveGeneration", (t) =>
   t.field({
-    type: generationPayload("ReserveGenerationSuccess"),
+    type: ReserveGenerationResult,
     description:
       "Starts a generation: holds unitCost × quantity credits atomically (subscription credits first), or answers InsufficientCreditsError and writes nothing (service, admin).",
     args: {
       input: t.arg({ type: ReserveGenerationInput, required: true, description: "The generation to start." }),
     },
-    errors: {
-      types: [InsufficientCreditsError, SpendCapExceededError, IdempotencyKeyReusedError],
-      union: { name: "ReserveGenerationResult", description: resultDescription("reserveGeneration") },
-    },
     resolve: async (_root, { input }, context) => {
       requirePlatform(context, "reserveGeneration");
       const accountId = inputId("accountId", input.accountId, "Account");
       const boardId = input.boardId == null ? null : inputId("boardId", input.boardId, "Board");
+      if (context.access.accountScope !== null) await requireVisible(context, accountId);
       const { value, replayed, balance, generation } = unwrap(
         await context.ledger.reserveGeneration(principalOf(context), { ...input, accountId, boardId }),
       );
@@ -301,19 +326,16 @@ builder.mutationField("reserveGeneration", (t) =>
 
 builder.mutationField("settleGeneration", (t) =>
   t.field({
-    type: generationPayload("SettleGenerationSuccess"),
+    type: SettleGenerationResult,
     description:
       "Reports item outcomes: a delivered item is charged its cost and the rest of its reserve released; a failed one is refunded in full. With `items` omitted every item succeeded at its reserved cost (service, admin).",
     args: {
       input: t.arg({ type: SettleGenerationInput, required: true, description: "The outcomes to apply." }),
     },
-    errors: {
-      types: [AlreadyFinalizedError, IdempotencyKeyReusedError],
-      union: { name: "SettleGenerationResult", description: resultDescription("settleGeneration") },
-    },
     resolve: async (_root, { input }, context) => {
       requirePlatform(context, "settleGeneration");
       const generationId = inputId("generationId", input.generationId, "Generation");
+      await requireGenerationInScope(context, generationId);
       const { value, replayed, balance, generation } = unwrap(
         await context.ledger.settleGeneration(principalOf(context), { ...input, generationId }),
       );
@@ -341,6 +363,7 @@ builder.mutationField("refundGeneration", (t) =>
     resolve: async (_root, { input }, context) => {
       requirePlatform(context, "refundGeneration");
       const generationId = inputId("generationId", input.generationId, "Generation");
+      await requireGenerationInScope(context, generationId);
       const { value, replayed, balance, generation } = unwrap(
         await context.ledger.refundGeneration(principalOf(context), { ...input, generationId }),
       );
@@ -373,6 +396,7 @@ builder.mutationField("cancelGeneration", (t) =>
           throw new ForbiddenError("Only the requester or an account owner may cancel this generation");
         }
       }
+      await requireGenerationInScope(context, generationId);
       const { value, replayed, balance, generation } = unwrap(
         await context.ledger.cancelGeneration(principalOf(context), { ...input, generationId }),
       );

@@ -5,7 +5,7 @@ import { builder } from "./builder.ts";
 import { BALANCE_AFTER, IDEMPOTENCY_KEY, REPLAYED, resultDescription } from "./descriptions.ts";
 import { GrantSourceEnum } from "./enums.ts";
 import { inputId } from "./ids.ts";
-import { requirePlatform, unwrap } from "./support.ts";
+import { requirePlatform, requireVisible, unwrap } from "./support.ts";
 import { onVisibleAccount } from "./visibility.ts";
 
 export const GrantRef = builder.prismaNode("Grant", {
@@ -110,6 +110,7 @@ builder.mutationField("grantCredits", (t) =>
     resolve: async (_root, { input }, context) => {
       requirePlatform(context, "grantCredits");
       const accountId = inputId("accountId", input.accountId, "Account");
+      if (context.access.accountScope !== null) await requireVisible(context, accountId);
       const { value, replayed, balance } = unwrap(
         await context.ledger.grantCredits(context.principal?.sub ?? "", { ...input, accountId }),
       );

@@ -2,7 +2,7 @@ import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 import { InvalidInputError } from "../domain/errors.ts";
 import { UUID } from "../domain/uuid.ts";
 
-export type NodeTypeName = "Account" | "Grant" | "Generation" | "LedgerEntry" | "Board" | "Price";
+export type NodeTypeName = "Account" | "Grant" | "Generation" | "LedgerEntry" | "Board" | "Price" | "ApiKey";
 
 const NODE_TYPE_NAMES: ReadonlySet<string> = new Set<NodeTypeName>([
   "Account",
@@ -11,6 +11,7 @@ const NODE_TYPE_NAMES: ReadonlySet<string> = new Set<NodeTypeName>([
   "LedgerEntry",
   "Board",
   "Price",
+  "ApiKey",
 ]);
 
 /**

@@ -7,6 +7,7 @@ import "./account.ts";
 import "./viewer.ts";
 import "./grant.ts";
 import "./generation.ts";
+import "./bulk.ts";
 import "./ledger-entry.ts";
 import "./board.ts";
 import "./spending.ts";
@@ -16,6 +17,7 @@ import "./spend-caps.ts";
 import "./errors.ts";
 import "./audit.ts";
 import "./alerts.ts";
+import "./api-key.ts";
 import "./subscriptions.ts";
 
 /** The executable schema. */

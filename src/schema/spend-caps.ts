@@ -73,8 +73,9 @@ builder.prismaObjectField("Account", "spendCaps", (t) =>
 
 /** Spend caps are set by the platform or by an OWNER of the account. */
 async function requireCapSetter(context: Context, accountId: string): Promise<void> {
-  if (context.access.isPlatform) return;
+  // Before the role check: an API key limited to one account sees no other (NotFound).
   await requireVisible(context, accountId);
+  if (context.access.isPlatform) return;
   if ((await context.access.memberRole(accountId)) !== "OWNER") {
     throw new ForbiddenError("setSpendCap needs a service or admin token, or the account's OWNER");
   }

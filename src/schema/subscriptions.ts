@@ -10,7 +10,13 @@ import { GenerationRef } from "./generation.ts";
 import { localId } from "./ids.ts";
 import { LedgerEntryRef } from "./ledger-entry.ts";
 import { Channel } from "./live/channel.ts";
-import { atExpiry, type ChangedGeneration, CLOSE_TOO_SLOW, type LiveEntry } from "./live/realtime.ts";
+import {
+  atExpiry,
+  type ChangedGeneration,
+  CLOSE_FORBIDDEN,
+  CLOSE_TOO_SLOW,
+  type LiveEntry,
+} from "./live/realtime.ts";
 import { replayPaged } from "./live/replay.ts";
 import { createLoaders } from "./loaders.ts";
 
@@ -43,7 +49,10 @@ async function followedAccount(context: Context, accountId: string): Promise<str
  * - too slow: the queue is full; over WebSocket the socket is closed with
  *   CLOSE_TOO_SLOW, its reason saying where to resume (`resumeAfter`);
  * - token expiry, over SSE: the stream ends with UNAUTHENTICATED (a WebSocket
- *   is closed with 4401 by the server itself at expiry).
+ *   is closed with 4401 by the server itself at expiry);
+ * - access revoked (an API key revoked, the member removed from the account):
+ *   the WebSocket is closed with CLOSE_FORBIDDEN, an SSE stream ends with
+ *   FORBIDDEN (see domain/revocations.ts).
  * `stop` is called once when the channel ends, whichever way.
  */
 function subscriberChannel<T>(
@@ -53,10 +62,12 @@ function subscriberChannel<T>(
 ): { channel: Channel<T>; onEnd: (stop: () => void) => void } {
   let stop = () => {};
   let cancelExpiry = () => {};
+  let stopWatching = () => {};
   const channel: Channel<T> = new Channel<T>(
     context.realtime.subscriberQueueMax,
     () => {
       cancelExpiry();
+      stopWatching();
       stop();
     },
     () => {
@@ -73,6 +84,13 @@ function subscriberChannel<T>(
     cancelExpiry = atExpiry(exp, () =>
       channel.fail(new GraphQLError("Token expired", { extensions: { code: "UNAUTHENTICATED" } })),
     );
+  }
+  if (context.principal !== null) {
+    stopWatching = context.revocations.watch(context.principal, accountId, (reason) => {
+      // Closing the socket ends its subscriptions; over SSE the stream ends with the error.
+      if (context.closeTransport !== undefined) context.closeTransport(CLOSE_FORBIDDEN, reason);
+      else channel.fail(new GraphQLError(reason, { extensions: { code: "FORBIDDEN" } }));
+    });
   }
   return {
     channel,

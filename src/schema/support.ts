@@ -23,6 +23,27 @@ export function requirePlatform(context: Context, operation: string): void {
   }
 }
 
+/**
+ * For mutations that create accounts: an API key limited to one account
+ * acts on that account only, so it may not make others.
+ */
+export function requireUnscoped(context: Context, operation: string): void {
+  if (context.access.accountScope !== null) {
+    throw new ForbiddenError(`${operation} needs a credential that is not limited to one account`);
+  }
+}
+
+/**
+ * For mutations on a generation: an API key limited to one account sees the
+ * generations of other accounts as missing (NotFound), as a user would.
+ */
+export async function requireGenerationInScope(context: Context, generationId: string): Promise<void> {
+  const scope = context.access.accountScope;
+  if (scope === null) return;
+  const owner = await context.ledger.generationOwner(generationId);
+  if (owner?.accountId !== scope) throw new NotFoundError("Generation");
+}
+
 export function requireAdmin(context: Context, operation: string): void {
   if (!context.access.isAdmin) throw new ForbiddenError(`${operation} needs an admin token`);
 }

@@ -15,12 +15,13 @@ import { Reaper } from "../jobs/reaper.ts";
 import { createLogger, currentRequestId, inRequest, iterateInRequest, type Logger } from "../log.ts";
 import type { Context } from "../schema/context.ts";
 import { schema } from "../schema/index.ts";
-import { atExpiry, Realtime } from "../schema/live/realtime.ts";
+import { atExpiry, CLOSE_FORBIDDEN, Realtime } from "../schema/live/realtime.ts";
 import { createLoaders } from "../schema/loaders.ts";
-import { AuthenticationError, bearerToken, resolveSecret, TokenService } from "./auth.ts";
+import { AuthenticationError, resolveSecret, TokenService } from "./auth.ts";
 import type { Config } from "./config.ts";
 import { limitConnections, serverTimeouts } from "./connections.ts";
 import { corsOption, corsVaryPlugin } from "./cors.ts";
+import { credentialsOf } from "./credentials.ts";
 import { handleDashboard } from "./dashboard.ts";
 import { databaseFaultAnswer } from "./database-faults.ts";
 import { documentCachePlugin } from "./document-cache.ts";
@@ -85,8 +86,12 @@ export interface AppOptions {
 /** Builds the whole service from a validated configuration. */
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = createLogger(config.logLevel, { service: "creditbook" });
-  const secret = resolveSecret(config.authJwtSecret, config.dataDir, config.databaseUrl === undefined);
-  const tokens = new TokenService(secret);
+  // With DATABASE_URL and only AUTH_JWKS_URL there is no shared secret: HS256 tokens are refused.
+  const secret =
+    config.authJwtSecret === undefined && config.databaseUrl !== undefined
+      ? null
+      : resolveSecret(config.authJwtSecret, config.dataDir, config.databaseUrl === undefined);
+  const tokens = secret === null ? null : new TokenService(secret);
   const { db, applied } = options.database
     ? { db: options.database, applied: [] }
     : await openDatabase({
@@ -155,10 +160,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     redisUrl: config.redisUrl,
   });
 
-  const principalOf = async (authorization: string | null | undefined): Promise<Principal | null> => {
-    const token = bearerToken(authorization);
-    return token === undefined ? null : tokens.verify(token);
-  };
+  const { apiKeys, revocations, credentials } = credentialsOf(config, db, secret, tokens, (message) =>
+    log.warn(message),
+  );
+  const principalOf = (authorization: string | null | undefined): Promise<Principal | null> =>
+    credentials.principalOf(authorization);
   /** Whether a request may send a raw document when only persisted operations are accepted. */
   const mayUseRawDocuments = async (request: Request): Promise<boolean> => {
     try {
@@ -250,6 +256,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         events,
         realtime,
         loaders: createLoaders(db),
+        apiKeys,
+        revocations,
         closeTransport,
       };
     },
@@ -331,11 +339,16 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           return false;
         }
         (ctx.extra as { principal: Principal | null }).principal = principal;
+        const { socket } = ctx.extra;
         if (principal.exp !== null) {
-          const { socket } = ctx.extra;
           const cancel = atExpiry(principal.exp, () => socket.close(CLOSE_UNAUTHORIZED, "Token expired"));
           socket.once("close", cancel);
         }
+        // A revoked API key loses the whole socket, with or without subscriptions on it.
+        socket.once(
+          "close",
+          revocations.watch(principal, null, (reason) => socket.close(CLOSE_FORBIDDEN, reason)),
+        );
         return true;
       },
       onSubscribe: async (ctx, _id, payload) => {
@@ -450,6 +463,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         server.closeAllConnections();
         await metricsEndpoint.close();
         await events.close();
+        await revocations.close();
         await limiter?.close();
         if (options.database === undefined) await db.close();
         await tracing?.close();

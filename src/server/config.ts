@@ -22,8 +22,21 @@ export interface Config {
   dataDir: string;
   /** Redis URL for cross-instance events; unset → in-process events. */
   redisUrl: string | undefined;
-  /** HS256 secret; unset is allowed only in embedded mode. */
+  /** HS256 secret; unset is allowed only in embedded mode, or with `authJwksUrl`. */
   authJwtSecret: string | undefined;
+  /** An identity provider's JWKS (RS256/ES256 keys); set → its tokens are accepted too. */
+  authJwksUrl: string | undefined;
+  /** The `iss` identity-provider tokens must have; unset → not checked. */
+  authIssuer: string | undefined;
+  /** A value identity-provider tokens' `aud` must hold; unset → not checked. */
+  authAudience: string | undefined;
+  /** The identity-provider token claim holding the role. @default "role" */
+  authRoleClaim: string;
+  /**
+   * HMAC key of stored API key hashes (≥ 32 characters); unset → derived from
+   * the JWT secret (AUTH_JWT_SECRET or the embedded one). See api-keys.ts.
+   */
+  apiKeyPepper: string | undefined;
   /** How long idempotency keys are kept. @default 24 // hours */
   idempotencyTtlHours: number;
   /** How often the reaper looks for overdue generations and expired grants. @default 1_000 // 1 second */
@@ -156,9 +169,21 @@ export function loadConfig(env: Env = process.env): Config {
   if (authJwtSecret !== undefined && authJwtSecret.length < 32) {
     problems.push(`AUTH_JWT_SECRET must be at least 32 characters, got ${authJwtSecret.length}`);
   }
-  if (databaseUrl !== undefined && authJwtSecret === undefined) {
+  const authJwksUrl = url("AUTH_JWKS_URL", ["https:", "http:"]);
+  const apiKeyPepper = secretOf("API_KEY_PEPPER", 32);
+  if (databaseUrl !== undefined && authJwtSecret === undefined && authJwksUrl === undefined) {
     problems.push(
-      "AUTH_JWT_SECRET is required when DATABASE_URL is set (tokens must verify on every instance)",
+      "AUTH_JWT_SECRET is required when DATABASE_URL is set (tokens must verify on every instance), unless AUTH_JWKS_URL is",
+    );
+  }
+  if (
+    databaseUrl !== undefined &&
+    authJwtSecret === undefined &&
+    authJwksUrl !== undefined &&
+    apiKeyPepper === undefined
+  ) {
+    problems.push(
+      "API_KEY_PEPPER is required when AUTH_JWKS_URL replaces AUTH_JWT_SECRET (API key hashes must agree on every instance)",
     );
   }
 
@@ -169,6 +194,11 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: text("DATA_DIR") ?? "./.data",
     redisUrl: url("REDIS_URL", ["redis:", "rediss:"]),
     authJwtSecret,
+    apiKeyPepper,
+    authJwksUrl,
+    authIssuer: text("AUTH_ISSUER"),
+    authAudience: text("AUTH_AUDIENCE"),
+    authRoleClaim: text("AUTH_ROLE_CLAIM") ?? "role",
     idempotencyTtlHours: integer("IDEMPOTENCY_TTL_HOURS", 24, 24, 24 * 365),
     reaperIntervalMs: integer("REAPER_INTERVAL_MS", 1_000, 50, 60_000),
     reaperEnabled: boolean("REAPER_ENABLED", true),

@@ -1,11 +1,14 @@
 import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
 import {
+  type FieldNode,
   type FragmentDefinitionNode,
   GraphQLError,
   Kind,
+  type ObjectValueNode,
   type OperationDefinitionNode,
   type SelectionNode,
   type ValidationContext,
+  type ValueNode,
 } from "graphql";
 import { createGraphQLError, type Plugin } from "graphql-yoga";
 import type { Logger } from "../log.ts";
@@ -80,13 +83,37 @@ export function operationOf(
 }
 
 /**
- * How many mutation fields an operation runs: its root fields, those under
- * root fragments and inline fragments included, each alias counted. A
- * fragment spread twice at the root runs once, as in execution.
+ * Mutation fields that run one mutation per item of `input.items` (SPEC §8.7):
+ * for the rate limit, a bulk call of N items is N mutations, as N single calls
+ * would be, so bulk is no way around the limit.
+ */
+const BULK_MUTATIONS: ReadonlySet<string> = new Set(["reserveGenerations", "settleGenerations"]);
+
+/** How many items a bulk field's `input.items` holds, from the document or its variables; at least 1. */
+function bulkItemCount(field: FieldNode, variables: Readonly<Record<string, unknown>>): number {
+  const resolved = (node: ValueNode | undefined): unknown =>
+    node?.kind === Kind.VARIABLE ? variables[node.name.value] : node;
+  const input = resolved(field.arguments?.find((arg) => arg.name.value === "input")?.value);
+  let items: unknown;
+  if ((input as ValueNode | undefined)?.kind === Kind.OBJECT) {
+    const node = (input as ObjectValueNode).fields.find((f) => f.name.value === "items")?.value;
+    items = node?.kind === Kind.LIST ? node.values : resolved(node);
+  } else if (typeof input === "object" && input !== null) {
+    items = (input as { items?: unknown }).items;
+  }
+  return Array.isArray(items) ? Math.max(1, items.length) : 1;
+}
+
+/**
+ * How many mutations an operation runs: its root fields, those under root
+ * fragments and inline fragments included, each alias counted, a bulk field
+ * counted once per item. A fragment spread twice at the root runs once, as
+ * in execution.
  */
 export function mutationFieldCount(
   document: { definitions: readonly { kind: string }[] },
   operation: OperationDefinitionNode,
+  variables: Readonly<Record<string, unknown>> = {},
 ): number {
   const fragments = new Map<string, FragmentDefinitionNode>();
   for (const definition of document.definitions) {
@@ -95,12 +122,15 @@ export function mutationFieldCount(
       fragments.set(fragment.name.value, fragment);
     }
   }
-  const keys = new Set<string>();
+  const keys = new Map<string, number>();
   const spread = new Set<string>();
   const collect = (selections: readonly SelectionNode[]) => {
     for (const selection of selections) {
-      if (selection.kind === Kind.FIELD) keys.add(selection.alias?.value ?? selection.name.value);
-      else if (selection.kind === Kind.INLINE_FRAGMENT) collect(selection.selectionSet.selections);
+      if (selection.kind === Kind.FIELD) {
+        const key = selection.alias?.value ?? selection.name.value;
+        const weight = BULK_MUTATIONS.has(selection.name.value) ? bulkItemCount(selection, variables) : 1;
+        keys.set(key, Math.max(keys.get(key) ?? 0, weight));
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) collect(selection.selectionSet.selections);
       else if (!spread.has(selection.name.value)) {
         spread.add(selection.name.value);
         collect(fragments.get(selection.name.value)?.selectionSet.selections ?? []);
@@ -110,7 +140,9 @@ export function mutationFieldCount(
   collect(operation.selectionSet.selections);
   // Fields of one response key merge into one execution; `__typename` writes nothing.
   keys.delete("__typename");
-  return Math.max(1, keys.size);
+  let count = 0;
+  for (const weight of keys.values()) count += weight;
+  return Math.max(1, count);
 }
 
 /**
@@ -172,10 +204,16 @@ export function observabilityPlugin(
           logOperation(single.errors?.length ?? 0);
         },
       };
-      if (operation?.operation !== "mutation" || limiter === null || context.principal === null) return hooks;
+      if (
+        operation?.operation !== "mutation" ||
+        limiter === null ||
+        context.principal === null ||
+        !limiter.limits(context.principal)
+      )
+        return hooks;
       // Every root field is a mutation of its own (aliases included), so each counts. Only
       // mutations wait for the limiter: queries stay synchronous here.
-      const mutations = mutationFieldCount(args.document, operation);
+      const mutations = mutationFieldCount(args.document, operation, args.variableValues ?? {});
       return limiter.take(context.principal, mutations).then((decision) => {
         if (decision.allowed) return hooks;
         metrics.rateLimited.inc();

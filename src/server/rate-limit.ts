@@ -1,5 +1,5 @@
 /**
- * The mutation rate limit (SPEC §8.6): per token subject and role, shared by
+ * The mutation rate limit (SPEC §8.6): per token subject (or API key) and role, shared by
  * every instance through Redis when REDIS_URL is set, in memory otherwise.
  * Built on rate-limiter-flexible's fixed windows: a subject may send
  * `2 × perSecond` mutations in each window of RATE_LIMIT_WINDOW_SECONDS,
@@ -45,26 +45,52 @@ export interface MutationRateLimitOptions {
   readonly redisUrl: string | undefined;
 }
 
-/** One limiter per kind of subject, on one shared Redis connection. */
+/**
+ * One limiter per rate (the user rate, the service rate, and each rate API
+ * keys have of their own), on one shared Redis connection opened with the
+ * first limiter.
+ */
 export class MutationRateLimit {
-  private constructor(
-    private readonly user: RateLimiterAbstract | null,
-    private readonly service: RateLimiterAbstract | null,
-    private readonly redis: Redis | null,
-  ) {}
+  private readonly limiters = new Map<number, RateLimiterAbstract>();
+  private redis: Redis | null = null;
 
-  /** The limiters the options ask for, or null when both limits are off. */
-  static create(options: MutationRateLimitOptions): MutationRateLimit | null {
-    if (options.userPerSecond <= 0 && options.servicePerSecond <= 0) return null;
-    const redis = options.redisUrl === undefined ? null : connect(options.redisUrl);
-    const limiter = (perSecond: number) => (perSecond > 0 ? limiterOf(perSecond, redis) : null);
-    return new MutationRateLimit(limiter(options.userPerSecond), limiter(options.servicePerSecond), redis);
+  private constructor(private readonly options: MutationRateLimitOptions) {}
+
+  /** The limiters for the options; keys with a rate of their own are limited even when both are off. */
+  static create(options: MutationRateLimitOptions): MutationRateLimit {
+    return new MutationRateLimit(options);
+  }
+
+  /** The limiter of a rate (created on first use); null for 0, no limit. */
+  private limiterOf(perSecond: number): RateLimiterAbstract | null {
+    if (perSecond <= 0) return null;
+    let limiter = this.limiters.get(perSecond);
+    if (limiter === undefined) {
+      if (this.redis === null && this.options.redisUrl !== undefined)
+        this.redis = connect(this.options.redisUrl);
+      limiter = limiterOf(perSecond, this.redis);
+      this.limiters.set(perSecond, limiter);
+    }
+    return limiter;
+  }
+
+  /** Whether the principal has a limit at all (when not, mutations need not wait for `take`). */
+  limits(principal: Principal): boolean {
+    return this.perSecondOf(principal) > 0;
+  }
+
+  private perSecondOf(principal: Principal): number {
+    // Admin tokens are operators' own credentials, like service tokens: they get the service limit.
+    // An API key may have a rate of its own (SPEC §8.6).
+    return (
+      principal.rateLimitPerSecond ??
+      (principal.role === "user" ? this.options.userPerSecond : this.options.servicePerSecond)
+    );
   }
 
   /** Takes `count` mutations (one per mutation root field) from the principal's window, or refuses. */
   async take(principal: Principal, count: number): Promise<RateDecision> {
-    // Admin tokens are operators' own credentials, like service tokens: they get the service limit.
-    const limiter = principal.role === "user" ? this.user : this.service;
+    const limiter = this.limiterOf(this.perSecondOf(principal));
     if (limiter === null) return { allowed: true };
     const burstMax = limiter.points;
     // Never consume for an operation that cannot fit: it would only use up the subject's window.

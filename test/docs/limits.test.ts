@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { BULK_ITEMS_MAX } from "../../src/domain/bulk.ts";
 import { PAGE_SIZE_MAX } from "../../src/domain/history.ts";
 import {
   KEY_LENGTH_MAX,
@@ -74,6 +75,7 @@ const LIMIT_CONSTANTS: [string, number, RegExp][] = [
   ["REPLAY_CONCURRENCY_MAX", REPLAY_CONCURRENCY_MAX, /^\| replay of `ledgerEntryAdded/],
   ["PAGE_SIZE_MAX", PAGE_SIZE_MAX, /^\| page size/],
   ["QUANTITY_MAX", QUANTITY_MAX, /^\| items of one generation/],
+  ["BULK_ITEMS_MAX", BULK_ITEMS_MAX, /^\| items of one bulk call/],
   ["STRING_LENGTH_MAX", STRING_LENGTH_MAX, /^\| a string input/],
   ["KEY_LENGTH_MAX", KEY_LENGTH_MAX, /^\| an idempotency key/],
   ["METADATA_BYTES_MAX", METADATA_BYTES_MAX / 1024, /^\| `metadata` size/],

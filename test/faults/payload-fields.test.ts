@@ -135,10 +135,23 @@ describe("every field of every success payload", () => {
       reason: "BILLING_ERROR",
     });
     await run("adjustBalance", { idempotencyKey: unique("adjust"), accountId, amount: 7, note: "Goodwill" });
+    const bulk = await run("reserveGenerations", {
+      items: [{ idempotencyKey: unique("bulk"), accountId, feature: "Image", unitCost: 10, boardId }],
+    });
+    expect(bulk.results[0].__typename).toBe("ReserveGenerationSuccess");
+    await run("settleGenerations", {
+      items: [{ idempotencyKey: unique("bulk-settle"), generationId: bulk.results[0].generation.id }],
+    });
     await run("setPrice", { feature: unique("Priced"), model: "m", unitCost: 3 });
     await run("setSpendCap", { accountId, memberId: ownerId, period: "DAY", amount: 500 });
     await run("setBalanceAlert", { accountId, threshold: 100 });
     await run("clearBalanceAlert", { accountId });
+    const leaving = unique("member");
+    await run("addAccountMember", { accountId, userId: leaving, role: "MEMBER" });
+    await run("removeAccountMember", { accountId, userId: leaving });
+    // Two keys (each call creates one), the same shape; revoking twice answers the same.
+    const key = await run("createApiKey", { name: "Every field", accountId, rateLimitPerSecond: 5 });
+    await run("revokeApiKey", { id: key.apiKey.id });
 
     const mutations = Object.keys(schema.getMutationType()?.getFields() ?? {});
     expect([...covered].sort()).toEqual([...mutations].sort());

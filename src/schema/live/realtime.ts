@@ -16,6 +16,13 @@ export type LiveEntry = LedgerEntryView;
  * (4429 is graphql-ws's "too many initialisation requests", fatal to them).
  */
 export const CLOSE_TOO_SLOW = 1013;
+
+/**
+ * WebSocket close code for a socket whose access was revoked while open (an
+ * API key revoked, or a member removed from a followed account): graphql-ws's
+ * Forbidden, which its client does not retry by itself.
+ */
+export const CLOSE_FORBIDDEN = 4403;
 /** Most events waiting for one subscriber before it is closed as too slow. @default 1_000 */
 export const SUBSCRIBER_QUEUE_MAX = 1_000;
 /** Entries read per query when replaying or filling a gap. */
