@@ -83,7 +83,6 @@ export function setBalanceAlert(
     generationIds: [],
     actor,
     idempotency: null,
-    actor,
     apply: (book) => {
       book.account.alertThreshold = threshold;
       book.account.alertTriggered = book.account.available < threshold;
@@ -101,7 +100,6 @@ export function clearBalanceAlert(accountId: string, actor: string): Operation<{
     generationIds: [],
     actor,
     idempotency: null,
-    actor,
     apply: (book) => {
       if (book.account.alertThreshold !== null) {
         book.account.alertThreshold = null;
