@@ -2,11 +2,12 @@
  * The dashboard's version-2 parts in a real Chromium, against one server
  * (dashboard.test.ts runs it on PostgreSQL and on the embedded default):
  * member caps with what is left, the low-balance alert set and cleared from
- * the page, "Load more" paging of the feed past the live replay, the date
- * range, a live refund in green, and a phone-width screen without sideways
+ * the page, "Load more" paging of the feed past the live replay, the daily
+ * chart and the breakdowns, the CSV download, the date range, a live refund
+ * in green, the operator view for admins, and a phone-width screen without sideways
  * scrolling. Screenshots go to test-artifacts/.
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import type { BrowserContext, Locator, Page } from "playwright-core";
 import { expect } from "vitest";
 import { createAccount, grant } from "../support/fixtures.ts";
@@ -169,6 +170,20 @@ export async function exerciseInsights(
   await shows(page.locator(`#by-model tr[data-key="${workspace.flux}"] td:nth-child(3)`), "25");
   await shows(page.locator('#by-member tr[data-key="ben"] td:nth-child(6)'), "1");
   expect(await page.locator("#operator").isHidden()).toBe(true);
+
+  // "Download CSV": the account's ledger as the export serves it, header first, oldest first.
+  const [download] = await Promise.all([
+    page.waitForEvent("download", { timeout: SHOW_TIMEOUT_MS }),
+    page.getByRole("button", { name: "Download CSV" }).click(),
+  ]);
+  const csv = readFileSync((await download.path()) ?? "", "utf8")
+    .trim()
+    .split(/\r?\n/);
+  expect(csv[0]).toBe(
+    "sequence,created_at,type,status,amount,balance_before,balance_after,reason,message,generation_id,feature,model,requested_by,actor",
+  );
+  expect(csv).toHaveLength(1 + workspace.entries);
+  expect(csv[1]?.startsWith("1,")).toBe(true);
 
   // The date range: tomorrow on has no generations; all time has both.
   const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
