@@ -25,6 +25,7 @@ const POSTGRES_ONLY = [
   "test/reliability/postgres-restart.test.ts",
   "test/reliability/reaper-race.test.ts", // two server processes on one database
   "test/reliability/redis-outage-load.test.ts",
+  "test/webhooks/crash.test.ts", // server processes killed between commit and delivery
 ];
 
 /**
@@ -34,6 +35,7 @@ const POSTGRES_ONLY = [
  */
 const NO_DATABASE = [
   "test/config.test.ts",
+  "test/webhooks/rules.test.ts", // SSRF rules and the retry schedule
   "test/dashboard/demo.test.ts", // the demo script's output; the ledger under it is tested on both
   "test/dashboard/dev-login-host.test.ts",
   "test/dashboard/graphql-client.test.ts",
@@ -41,6 +43,7 @@ const NO_DATABASE = [
   "test/dashboard/server.test.ts",
   "test/docs/errors.test.ts",
   "test/docs/limits.test.ts",
+  "test/docs/webhook-verify.test.ts",
   "test/docs/links.test.ts",
   "test/faults/id-fuzz.test.ts", // id and cursor parsing happens before any query
   "test/hardening/connections.test.ts",

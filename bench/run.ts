@@ -29,6 +29,7 @@ import { runB1, runB2, runProfile } from "./lib/phase-http.ts";
 import { runM1 } from "./lib/phase-m1.ts";
 import { runRealtime } from "./lib/phase-realtime.ts";
 import { runSqlProfile } from "./lib/phase-sql-profile.ts";
+import { runW1 } from "./lib/phase-w1.ts";
 import { installExitHandlers, killAllChildren, REPO_ROOT } from "./lib/proc.ts";
 import type { ProfileSummary } from "./lib/profile.ts";
 import {
@@ -326,6 +327,12 @@ async function main(): Promise<number> {
         title: `${sizes.m1Subscribers.toLocaleString("en-US")} idle subscribers on one instance`,
         timeoutMs: 600_000 + slack,
         run: runM1,
+      },
+      {
+        id: "W1",
+        title: `webhooks: ${options.quick ? 200 : 1_000} events/s over two instances, one killed with SIGKILL midway`,
+        timeoutMs: (options.quick ? 10_000 : 60_000) + 120_000 + slack,
+        run: runW1,
       },
       {
         id: "B4",

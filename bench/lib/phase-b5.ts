@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { ACCOUNT_CREDITS, audit, type BenchContext, type PhaseRecorder, UNIT_COST } from "./context.ts";
 import { globalId, seedAccounts, sqlFile } from "./db.ts";
 import { GraphQLHttpClient } from "./http.ts";
+import { runAnalytics } from "./phase-b5-analytics.ts";
 import { REPO_ROOT } from "./proc.ts";
 import { atMost, info, zero } from "./report.ts";
 import { startServer } from "./server.ts";
@@ -287,6 +288,8 @@ export async function runB5(ctx: BenchContext, record: PhaseRecorder): Promise<v
     record.note(
       `HTTP: ${ctx.sizes.b5Requests} sequential requests per variant after ${WARM_UP_REQUESTS} warm-up ones (a serving instance is warm: V8 optimises the page's resolvers after a few hundred pages), one keep-alive connection, selecting edges { cursor node { id sequence type amount status title balanceBefore balanceAfter reason createdAt } } pageInfo. Server time is the server's Server-Timing header (app;dur=) (from the request reaching the HTTP handler to the response head being written: parse, validate, execute, serialise); the client's round trip is reported beside it.`,
     );
+    // B5b and B5c: balanceAt and spending breakdowns on the same account and server.
+    await runAnalytics(ctx, record, client, accountId, account?.sequence ?? 0);
   } finally {
     client.close();
     await instance.stop();

@@ -5,6 +5,7 @@
  * feed itself resumes from its last sequence, so it never needs refetching.
  */
 import { type GraphQLClient, isMissingField, RequestError, UnauthorizedError } from "./graphql.ts";
+import { InsightsView } from "./insights.ts";
 import { LiveAccount } from "./live.ts";
 import {
   type Balance,
@@ -23,8 +24,11 @@ import {
   generationQuery,
   generationsInProgressQuery,
   IN_PROGRESS_LIST_MAX,
+  ledgerPageQuery,
   spendingQuery,
 } from "./operations.ts";
+import type { Range } from "./range.ts";
+import { SettingsView } from "./settings.ts";
 import {
   announce,
   FeedView,
@@ -45,7 +49,16 @@ export interface AccountViewOptions {
   readonly onUnauthorized: (message: string) => void;
   /** Something failed that the person should know about; null clears it. */
   readonly onError: (message: string | null) => void;
+  /** The date range the spending figures cover. */
+  readonly range: () => Range;
+  /** Whether the token is an admin's: the operator report across accounts is shown. */
+  readonly operator: boolean;
 }
+
+/** Entries a "Load more" asks for at once. */
+const PAGE_SIZE = 50;
+/** Pages read in one "Load more" while they hold only entries already shown. */
+const PAGES_PER_CLICK_MAX = 5;
 
 /** How long after the last event the spending chart and status lookups are refreshed. @default 400 // ms */
 const SETTLE_DELAY_MS = 400;
@@ -66,8 +79,16 @@ export class AccountView {
   private closed = false;
   private readonly debounced = new Map<string, ReturnType<typeof setTimeout>>();
   private tick: ReturnType<typeof setInterval> | null = null;
+  private readonly settings: SettingsView;
+  private readonly insights: InsightsView;
+  /** Where the next "Load more" page starts; null: from the newest entry. */
+  private pageCursor: string | null = null;
+  private hasOlderPages = true;
 
-  constructor(private readonly options: AccountViewOptions) {}
+  constructor(private readonly options: AccountViewOptions) {
+    this.settings = new SettingsView(options.accountId, options.client, options.onError);
+    this.insights = new InsightsView(options.accountId, options.client, options.operator);
+  }
 
   /** Loads the balance, then goes live; false when the account is not visible. */
   async open(): Promise<boolean> {
@@ -110,6 +131,8 @@ export class AccountView {
 
   close(): void {
     this.closed = true;
+    this.settings.close();
+    this.insights.close();
     this.live?.stop();
     if (this.tick !== null) clearInterval(this.tick);
     for (const timer of this.debounced.values()) clearTimeout(timer);
@@ -154,7 +177,50 @@ export class AccountView {
 
   /** After a (re)connect: whatever changed while no events could arrive. */
   private async refresh(): Promise<void> {
-    await Promise.all([this.refreshBalance(), this.refreshInProgress(), this.refreshSpending()]);
+    await Promise.all([
+      this.refreshBalance(),
+      this.refreshInProgress(),
+      this.refreshSpending(),
+      this.guard(() => this.settings.refresh()),
+    ]);
+  }
+
+  /** The figures that depend on the date range, again (the range changed). */
+  async rangeChanged(): Promise<void> {
+    await this.refreshSpending();
+  }
+
+  private refreshInsights(): Promise<void | undefined> {
+    return this.guard(() => this.insights.refresh(this.options.range()));
+  }
+
+  /**
+   * Older entries below the feed, a page at a time (newest first). Pages
+   * holding only entries already shown (the live replay's) are skipped.
+   * Answers whether older entries remain.
+   */
+  async loadMore(): Promise<boolean> {
+    for (let page = 0; page < PAGES_PER_CLICK_MAX && this.hasOlderPages; page += 1) {
+      const data = await this.guard(() =>
+        this.options.client.data(ledgerPageQuery, {
+          accountId: this.options.accountId,
+          first: PAGE_SIZE,
+          after: this.pageCursor,
+        }),
+      );
+      if (data === undefined) break;
+      this.feed.grow(data.ledger.edges.length);
+      let added = 0;
+      for (const { node } of data.ledger.edges) {
+        if (!this.feed.put(node)) continue;
+        this.feedView.put(node, false);
+        added += 1;
+      }
+      this.pageCursor = data.ledger.pageInfo.endCursor ?? null;
+      this.hasOlderPages = data.ledger.pageInfo.hasNextPage;
+      if (added > 0) break;
+    }
+    return this.hasOlderPages;
   }
 
   private async refreshBalance(): Promise<void> {
@@ -216,7 +282,10 @@ export class AccountView {
   private async refreshSpending(): Promise<void> {
     if (!this.hasSpendingQuery) return;
     const result = await this.guard(() =>
-      this.options.client.request(spendingQuery, { accountId: this.options.accountId }),
+      this.options.client.request(spendingQuery, {
+        accountId: this.options.accountId,
+        ...this.options.range(),
+      }),
     );
     if (result === undefined || this.closed) return;
     if (isMissingField(result.errors, "spending")) {
@@ -224,6 +293,7 @@ export class AccountView {
       renderSpending(null);
     } else if (result.data != null) {
       renderSpending(result.data.spending);
+      await this.refreshInsights();
     } else {
       this.options.onError(result.errors?.[0]?.message ?? "Could not load spending");
     }

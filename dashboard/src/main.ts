@@ -7,8 +7,10 @@
 import "./style.css";
 import { AccountView } from "./account.ts";
 import { byId, el, show } from "./dom.ts";
+import { downloadLedgerCsv } from "./export.ts";
 import { GraphQLClient, RequestError, UnauthorizedError } from "./graphql.ts";
 import { viewerQuery } from "./operations.ts";
+import { presetDays, type Range, rangeOf } from "./range.ts";
 import { renderConnection, renderSpending } from "./view.ts";
 
 /** What the server tells the page about itself (`/dashboard/config.json`). */
@@ -23,6 +25,10 @@ const graphqlUrl = new URL("/graphql", location.href).toString();
 let token: string | null = takeTokenFromFragment() ?? sessionStorage.getItem(TOKEN_KEY);
 const client = new GraphQLClient({ url: graphqlUrl, token: () => token });
 let current: AccountView | null = null;
+let currentAccountId: string | null = null;
+let range: Range = {};
+/** The signed-in token's role, from `viewer`. */
+let role: string | null = null;
 
 function takeTokenFromFragment(): string | null {
   const value = new URLSearchParams(location.hash.slice(1)).get("token");
@@ -67,6 +73,7 @@ async function enter(): Promise<void> {
   show(byId("sign-in"), false);
   show(byId("account-bar"), true);
   byId("whoami").textContent = `${viewer.id} (${viewer.role})`;
+  role = viewer.role;
   const select = byId<HTMLSelectElement>("account");
   select.replaceChildren(
     ...viewer.accounts.map((account) =>
@@ -114,8 +121,12 @@ async function openAccount(accountId: string): Promise<void> {
     token: () => token,
     onUnauthorized: (message) => signOut(message),
     onError: showError,
+    range: () => range,
+    operator: role === "admin",
   });
   current = view;
+  currentAccountId = accountId;
+  show(byId("feed-more"), true);
   if (!(await view.open()) && current === view) show(byId("dashboard"), false);
 }
 
@@ -154,6 +165,54 @@ function wire(): void {
     byId("feed").dataset.filter = (event.target as HTMLSelectElement).value;
   });
   byId("error-dismiss").addEventListener("click", () => showError(null));
+  wireRange();
+  byId<HTMLButtonElement>("feed-more").addEventListener("click", async (event) => {
+    const button = event.currentTarget as HTMLButtonElement;
+    const view = current;
+    if (view === null) return;
+    button.disabled = true;
+    const more = await view.loadMore();
+    button.disabled = false;
+    if (current === view) show(button, more);
+  });
+  byId("csv").addEventListener("click", () => {
+    if (currentAccountId === null) return;
+    downloadLedgerCsv(currentAccountId, range, token).catch((error: unknown) => {
+      if (error instanceof UnauthorizedError)
+        signOut("Your session ended: the token expired or was refused.");
+      else showError(error instanceof Error ? error.message : String(error));
+    });
+  });
+}
+
+/** The range form: two day inputs and presets; every change refreshes the figures that depend on it. */
+function wireRange(): void {
+  const from = byId<HTMLInputElement>("range-from");
+  const to = byId<HTMLInputElement>("range-to");
+  const apply = () => {
+    range = rangeOf(from.value, to.value);
+    byId("range-label").textContent =
+      from.value === "" && to.value === ""
+        ? "All time"
+        : `${from.value || "start"} to ${to.value || "today"} (UTC)`;
+    void current?.rangeChanged();
+  };
+  byId<HTMLFormElement>("range-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    apply();
+  });
+  for (const button of byId("range-presets").querySelectorAll<HTMLButtonElement>("button[data-days]")) {
+    button.addEventListener("click", () => {
+      const days = Number(button.dataset.days);
+      if (days === 0) {
+        from.value = "";
+        to.value = "";
+      } else {
+        ({ from: from.value, to: to.value } = presetDays(days));
+      }
+      apply();
+    });
+  }
 }
 
 async function boot(): Promise<void> {

@@ -52,7 +52,12 @@ export function usageStatusOf(status: GenerationStatus): EntryStatus {
 export class Feed {
   private readonly bySequence = new Map<number, Entry>();
 
-  constructor(private readonly sizeMax = FEED_SIZE_MAX) {}
+  constructor(private sizeMax = FEED_SIZE_MAX) {}
+
+  /** Keeps `count` more entries: older pages loaded on request stay on screen. */
+  grow(count: number): void {
+    this.sizeMax += count;
+  }
 
   /** The highest sequence seen: where a resumed subscription continues. */
   get lastSequence(): number {

@@ -81,8 +81,8 @@ export function setBalanceAlert(
     operation: "setBalanceAlert",
     accountId,
     generationIds: [],
-    idempotency: null,
     actor,
+    idempotency: null,
     apply: (book) => {
       book.account.alertThreshold = threshold;
       book.account.alertTriggered = book.account.available < threshold;
@@ -98,8 +98,8 @@ export function clearBalanceAlert(accountId: string, actor: string): Operation<{
     operation: "clearBalanceAlert",
     accountId,
     generationIds: [],
-    idempotency: null,
     actor,
+    idempotency: null,
     apply: (book) => {
       if (book.account.alertThreshold !== null) {
         book.account.alertThreshold = null;

@@ -76,6 +76,13 @@ export class Book {
   readonly changes: AccountChange[] = [];
   /** Outbound notices decided in this transaction, stored with it (notices.ts). */
   readonly notices: Notice[] = [];
+  /**
+   * Whether a webhook endpoint listens to the account (asked by the lock
+   * statement): only then are its events written to the outbox.
+   */
+  listened = false;
+  /** Generations that were in progress when loaded: those finishing here send generation.finished. */
+  readonly openAtLoad: ReadonlySet<string>;
   /** Spend caps of the members this transaction reserves for, with their spending (spend-caps.ts). */
   readonly spendCaps: SpendCapState[] = [];
   /** Crossings below the alert threshold in this transaction, published after commit (alerts.ts). */
@@ -94,7 +101,11 @@ export class Book {
     private readonly grantsById: Map<string, GrantState>,
     private readonly generationsById: Map<string, GenerationState>,
     readonly now: Date,
-  ) {}
+  ) {
+    this.openAtLoad = new Set(
+      [...generationsById.values()].filter((g) => g.status === "IN_PROGRESS").map((g) => g.id),
+    );
+  }
 
   /** Open grants (remaining or held credits) of the account. */
   grants(): GrantState[] {

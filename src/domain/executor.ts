@@ -13,6 +13,7 @@ import type { SpendCapState } from "./spend-caps.ts";
 import {
   flush,
   type IdempotencyLookup,
+  listenedAccounts,
   loadForBatch,
   lockAccountsStatement,
   lockedAccounts,
@@ -376,6 +377,7 @@ export class Executor {
       },
       async (tx, lockRows) => {
         const accounts = lockedAccounts(lockRows);
+        const listened = listenedAccounts(lockRows);
         // The batch's moment is taken once the accounts are ours, not before the lock wait: a
         // deadline or an expiry that passed while another transaction held an account has
         // passed for this batch too, and entries get times in the order of their sequence.
@@ -413,6 +415,7 @@ export class Executor {
             generations.get(accountId) ?? new Map(),
             now,
           );
+          book.listened = listened.has(accountId);
           book.spendCaps.push(...(caps.get(accountId) ?? []));
           books.push(book);
           // The reaper's work on what this batch touches comes first, so no

@@ -11,6 +11,7 @@ import type {
   LedgerEntryRecord,
   PostingRecord,
 } from "./model.ts";
+import { outboxEvents } from "./outbox.ts";
 import { periodStart, type SpendCapState } from "./spend-caps.ts";
 import { UUID } from "./uuid.ts";
 
@@ -88,8 +89,12 @@ export function lockAccountsStatement(accountIds: readonly string[], skipLocked 
     .sort()
     .map((id) => `'${id}'`)
     .join(", ");
+  // `listened`: whether a webhook endpoint takes the account's events (its own or one for every
+  // account); only then does the write statement fill the outbox, so nobody listening costs nothing more.
   return `SELECT id, kind, available, held, subscription, wallet, sequence, updated_at, reserved_volume,
-            alert_threshold, alert_triggered
+            alert_threshold, alert_triggered,
+            EXISTS (SELECT 1 FROM webhook_endpoint e
+                     WHERE e.enabled AND (e.account_id = account.id OR e.account_id IS NULL)) AS listened
        FROM account WHERE id IN (${ids}) ORDER BY id FOR UPDATE${skipLocked ? " SKIP LOCKED" : ""}`;
 }
 
@@ -112,6 +117,11 @@ export function lockedAccounts(rows: readonly unknown[]): Map<string, AccountSta
     });
   }
   return accounts;
+}
+
+/** The ids among `lockAccountsStatement`'s rows that a webhook endpoint listens to. */
+export function listenedAccounts(rows: readonly unknown[]): Set<string> {
+  return new Set((rows as (AccountRow & { listened: boolean })[]).filter((r) => r.listened).map((r) => r.id));
 }
 
 /**
@@ -364,6 +374,13 @@ const BOARD_ITEM_INSERT: Columns = [
   ["account_id", "uuid", "accountId"],
   ["added_at", "timestamptz", "addedAt"],
 ];
+const WEBHOOK_EVENT: Columns = [
+  ["event_id", "text", "eventId"],
+  ["account_id", "uuid", "accountId"],
+  ["event_type", "text", "type"],
+  ["payload", "jsonb", "payload"],
+  ["created_at", "timestamptz", "createdAt"],
+];
 const ACCOUNT_UPDATE: Columns = [
   ["id", "uuid", "id"],
   ["available", "bigint", "available"],
@@ -407,6 +424,13 @@ const STATEMENTS: Record<string, string> = {
   postings: insertSql("posting", "postings", POSTING_INSERT),
   idempotency: insertSql("idempotency_record", "idempotency", IDEMPOTENCY_INSERT),
   boardItems: insertSql("board_item", "boardItems", BOARD_ITEM_INSERT, "ON CONFLICT DO NOTHING"),
+  // The outbox (outbox.ts): one delivery per event and enabled endpoint that takes the event's type,
+  // for its account or for every account; due at once.
+  webhookEvents: `INSERT INTO webhook_delivery (endpoint_id, account_id, event_id, event_type, payload, next_attempt_at, created_at)
+    SELECT e.id, x."accountId", x."eventId", x."type", x."payload", x."createdAt", x."createdAt"
+      FROM ${recordset("webhookEvents", WEBHOOK_EVENT)}
+      JOIN webhook_endpoint e ON e.enabled AND (e.account_id = x."accountId" OR e.account_id IS NULL)
+                             AND x."type" = ANY (e.event_types)`,
 };
 
 const statementCache = new Map<string, { name: string; sql: string }>();
@@ -487,7 +511,8 @@ export async function flush(tx: Sql, books: readonly Book[]): Promise<void> {
   const counts = rows[0];
   assert(counts !== undefined, "the write statement returns its counts");
   for (const key of keys) {
-    if (key === "boardItems") continue;
+    // Board items may already be there; an event has as many deliveries as endpoints take it.
+    if (key === "boardItems" || key === "webhookEvents") continue;
     assert(
       counts[key] === payload[key]?.length,
       `every ${key} row was written (${counts[key]} of ${payload[key]?.length})`,
@@ -556,4 +581,5 @@ function addBookRows(book: Book, add: (key: string, rows: object[]) => void): vo
     "boardItems",
     book.boardItems.map((item) => ({ ...item, addedAt: book.now })),
   );
+  if (book.listened) add("webhookEvents", outboxEvents(book));
 }

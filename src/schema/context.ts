@@ -19,6 +19,8 @@ export interface Context {
   readonly events: EventBus;
   readonly realtime: Realtime;
   readonly loaders: Loaders;
+  /** WEBHOOK_ALLOW_PRIVATE: endpoints may be http URLs and private addresses (development and tests). */
+  readonly webhookAllowPrivate: boolean;
   /** API keys: created, listed and revoked by admins; authenticated by the server. */
   readonly apiKeys: ApiKeys;
   /** Announces revoked access to every instance, and ends what it concerns here. */

@@ -2,7 +2,16 @@ import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 import { InvalidInputError } from "../domain/errors.ts";
 import { UUID } from "../domain/uuid.ts";
 
-export type NodeTypeName = "Account" | "Grant" | "Generation" | "LedgerEntry" | "Board" | "Price" | "ApiKey";
+export type NodeTypeName =
+  | "Account"
+  | "Grant"
+  | "Generation"
+  | "LedgerEntry"
+  | "Board"
+  | "Price"
+  | "WebhookEndpoint"
+  | "WebhookDelivery"
+  | "ApiKey";
 
 const NODE_TYPE_NAMES: ReadonlySet<string> = new Set<NodeTypeName>([
   "Account",
@@ -11,6 +20,8 @@ const NODE_TYPE_NAMES: ReadonlySet<string> = new Set<NodeTypeName>([
   "LedgerEntry",
   "Board",
   "Price",
+  "WebhookEndpoint",
+  "WebhookDelivery",
   "ApiKey",
 ]);
 

@@ -36,4 +36,8 @@ export const relayDescriptions = {
     description: "Opaque position of this edge: pass it as `after` to read what follows.",
   },
   nodeFieldOptions: { description: "The item at this position." },
+  firstArgOptions: { description: "Page size, 1 to 100 (default 20)." },
+  afterArgOptions: { description: "The endCursor of the previous page." },
+  lastArgOptions: { description: "Page size when reading backwards (with `before`), 1 to 100." },
+  beforeArgOptions: { description: "The startCursor of the page after the one wanted, to read backwards." },
 } as const;

@@ -41,7 +41,8 @@ export const CreditsScalar = builder.scalarType("Credits", {
 const ISO_8601 =
   /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2}):(\d{2}))$/;
 
-function parseDateTime(value: unknown): Date {
+/** Parses a DateTime input, or throws a GraphQLError saying what was expected and what came. */
+export function parseDateTime(value: unknown): Date {
   const match = typeof value === "string" ? ISO_8601.exec(value) : null;
   if (match === null) {
     throw new GraphQLError(

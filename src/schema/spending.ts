@@ -1,3 +1,4 @@
+import type { SpendingScope } from "../db/analytics.ts";
 import { InvalidInputError } from "../domain/errors.ts";
 import {
   parseSpendingRange,
@@ -35,7 +36,10 @@ export const FeatureSpendingRef = builder
     }),
   });
 
-export const SpendingSummaryRef = builder.objectRef<SpendingSummary>("SpendingSummary").implement({
+/** A summary with the scope it was computed over, so its breakdown reads the same generations. */
+type ScopedSpendingSummary = SpendingSummary & { readonly scope: SpendingScope };
+
+export const SpendingSummaryRef = builder.objectRef<ScopedSpendingSummary>("SpendingSummary").implement({
   description:
     "Over the generations created in [from, to): failed runs add to generations and failedGenerations, never to charged or net.",
   fields: (t) => ({
@@ -76,7 +80,8 @@ builder.queryField("spending", (t) =>
       const range = parseSpendingRange(args.from, args.to);
       if (range instanceof InvalidInputError) throw historyArgumentError(range);
       const accountId = await assertReadable(context, localId(args.accountId, "Account"));
-      return spendingSummary(context.db, accountId, range.from, range.to);
+      const summary = await spendingSummary(context.db, accountId, range.from, range.to);
+      return { ...summary, scope: { accountId, ...range } };
     },
   }),
 );

@@ -12,6 +12,7 @@ import { Access, type Principal } from "../domain/access.ts";
 import { type EventBus, eventOf } from "../domain/events.ts";
 import { Ledger } from "../domain/ledger.ts";
 import { Reaper } from "../jobs/reaper.ts";
+import { WebhookWorker } from "../jobs/webhook-delivery.ts";
 import { createLogger, currentRequestId, inRequest, iterateInRequest, type Logger } from "../log.ts";
 import type { Context } from "../schema/context.ts";
 import { schema } from "../schema/index.ts";
@@ -27,6 +28,7 @@ import { databaseFaultAnswer } from "./database-faults.ts";
 import { documentCachePlugin } from "./document-cache.ts";
 import { documentShapePlugin } from "./document-shape.ts";
 import { InProcessEventBus, RedisEventBus } from "./events.ts";
+import { handleLedgerExport } from "./export.ts";
 import { renderLocalGraphiQL } from "./graphiql.ts";
 import { limitsPlugin, observabilityPlugin, REQUEST_BODY_BYTES_MAX } from "./hardening.ts";
 import { cacheControlPlugin } from "./http-cache.ts";
@@ -63,6 +65,7 @@ export interface App {
   readonly ledger: Ledger;
   readonly events: EventBus;
   readonly reaper: Reaper;
+  readonly webhooks: WebhookWorker;
   readonly realtime: Realtime;
   readonly yoga: YogaServerInstance<ServerContext, Context>;
   readonly log: Logger;
@@ -138,7 +141,17 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     log.child({ component: "reaper" }),
   );
 
-  const metrics: Metrics = new Metrics({ db, events, realtime, reaper });
+  const webhooks = new WebhookWorker(
+    db,
+    {
+      retryBaseMs: config.webhookRetryBaseMs,
+      retentionDays: config.webhookRetentionDays,
+      allowPrivate: config.webhookAllowPrivate,
+    },
+    log.child({ component: "webhooks" }),
+  );
+
+  const metrics: Metrics = new Metrics({ db, events, realtime, reaper, webhooks });
   const metricsEndpoint = new MetricsEndpoint(metrics, {
     token: config.metricsToken,
     port: config.metricsPort,
@@ -257,6 +270,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         events,
         realtime,
         loaders: createLoaders(db),
+        webhookAllowPrivate: config.webhookAllowPrivate,
         apiKeys,
         revocations,
         closeTransport,
@@ -286,6 +300,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     if (!shutdown.admit(req, res)) return;
     if (await metricsEndpoint.handle(req, res, path ?? "/")) return;
     if (await handleDashboard(req, res, { devLogin: config.databaseUrl === undefined ? tokens : null }))
+      return;
+    if (
+      await handleLedgerExport(req, res, path ?? "/", {
+        db,
+        principalOf,
+        log: log.child({ component: "export" }),
+      })
+    )
       return;
     if (tooLarge(req)) {
       res.writeHead(413, { "content-type": "application/json", connection: "close" }).end(
@@ -427,6 +449,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     ledger,
     events,
     reaper,
+    webhooks,
     realtime,
     yoga,
     log,
@@ -442,6 +465,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       });
       await metricsEndpoint.listen();
       if (config.reaperEnabled) reaper.start();
+      if (config.webhookWorkerEnabled) webhooks.start();
       realtime.start();
       log.info("listening", {
         url: url(),
@@ -465,6 +489,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         await reaper.stop();
+        await webhooks.stop();
         realtime.stop();
         await ledger.drained();
         await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);

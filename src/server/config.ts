@@ -94,6 +94,14 @@ export interface Config {
   httpRequestTimeoutMs: number;
   /** Open sockets served (WebSockets included); a few more answer only health checks. @default 10_000 */
   connectionsMax: number;
+  /** Whether this instance runs the webhook delivery worker (safe on every instance at once). @default true */
+  webhookWorkerEnabled: boolean;
+  /** Whether webhooks may go to http URLs and loopback, private or link-local addresses. @default false */
+  webhookAllowPrivate: boolean;
+  /** Days webhook deliveries are kept before they are deleted. @default 30 */
+  webhookRetentionDays: number;
+  /** The first webhook retry's delay; each next one is 3 times longer (see retryDelayMs). @default 10_000 // 10 seconds */
+  webhookRetryBaseMs: number;
 }
 
 export class ConfigError extends Error {
@@ -239,6 +247,10 @@ export function loadConfig(env: Env = process.env): Config {
     httpHeadersTimeoutMs: integer("HTTP_HEADERS_TIMEOUT_MS", 10_000, 100, 600_000),
     httpRequestTimeoutMs: integer("HTTP_REQUEST_TIMEOUT_MS", 30_000, 100, 3_600_000),
     connectionsMax: integer("MAX_CONNECTIONS", 10_000, 1, 1_000_000),
+    webhookWorkerEnabled: boolean("WEBHOOK_WORKER_ENABLED", true),
+    webhookAllowPrivate: boolean("WEBHOOK_ALLOW_PRIVATE", false),
+    webhookRetentionDays: integer("WEBHOOK_RETENTION_DAYS", 30, 1, 3_650),
+    webhookRetryBaseMs: integer("WEBHOOK_RETRY_BASE_MS", 10_000, 10, 3_600_000),
   };
   // Node refuses a headers timeout longer than the request timeout.
   if (config.httpHeadersTimeoutMs > config.httpRequestTimeoutMs) {

@@ -4,6 +4,7 @@ import type { Database } from "../db/database.ts";
 import type { EventBus } from "../domain/events.ts";
 import type { CommittedBatch, TransactionObserver } from "../domain/executor.ts";
 import type { Reaper } from "../jobs/reaper.ts";
+import type { WebhookWorker } from "../jobs/webhook-delivery.ts";
 import type { Realtime } from "../schema/live/realtime.ts";
 
 /** Histogram buckets for request-path durations, in seconds: 1 ms to 10 s. */
@@ -99,10 +100,16 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(parts: { db: Database; events: EventBus; realtime: Realtime; reaper: Reaper }) {
+  constructor(parts: {
+    db: Database;
+    events: EventBus;
+    realtime: Realtime;
+    reaper: Reaper;
+    webhooks: WebhookWorker;
+  }) {
     collectDefaultMetrics({ register: this.registry, prefix: "creditbook_" });
     for (const name of DEFAULT_GAUGES_NAMED_LIKE_COUNTERS) this.registry.removeSingleMetric(name);
-    const { db, events, realtime, reaper } = parts;
+    const { db, events, realtime, reaper, webhooks } = parts;
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({
         name,
@@ -162,6 +169,44 @@ export class Metrics {
       "Requests waiting for a database connection.",
       () => db.poolStats().waiting,
     );
+    this.webhookMetrics(webhooks);
+  }
+
+  /** The webhook worker's attempts (this instance's) and the outbox's queue (every instance's). */
+  private webhookMetrics(webhooks: WebhookWorker): void {
+    new Counter({
+      name: "creditbook_webhook_deliveries_total",
+      help: "Webhook delivery attempts by this instance, by outcome: succeeded (2xx), retrying (failed, retried later), failed (every attempt spent).",
+      labelNames: ["outcome"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [outcome, count] of Object.entries(webhooks.stats.deliveries))
+          this.inc({ outcome }, count);
+      },
+    });
+    // One query per scrape serves both gauges.
+    let stats: ReturnType<WebhookWorker["queueStats"]> | null = null;
+    const read = () => {
+      stats ??= webhooks.queueStats().finally(() => setTimeout(() => (stats = null), 1_000).unref());
+      return stats;
+    };
+    new Gauge({
+      name: "creditbook_webhook_queue_depth",
+      help: "Webhook deliveries pending (due now or waiting for a retry), over every instance.",
+      registers: [this.registry],
+      async collect() {
+        this.set((await read()).pending);
+      },
+    });
+    new Gauge({
+      name: "creditbook_webhook_oldest_pending_age_seconds",
+      help: "Seconds since the oldest pending webhook delivery's event happened; 0 when none is pending.",
+      registers: [this.registry],
+      async collect() {
+        this.set((await read()).oldestPendingAgeSeconds);
+      },
+    });
   }
 
   /** Counts what a committed batch wrote. */

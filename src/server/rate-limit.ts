@@ -47,14 +47,18 @@ export interface MutationRateLimitOptions {
 
 /**
  * One limiter per rate (the user rate, the service rate, and each rate API
- * keys have of their own), on one shared Redis connection opened with the
- * first limiter.
+ * keys have of their own), on one shared Redis connection opened at once:
+ * opened with the first limiter instead, the first mutations would arrive
+ * while it still connects and be counted by each instance's in-memory
+ * insurance alone, admitting up to the budget on every instance.
  */
 export class MutationRateLimit {
   private readonly limiters = new Map<number, RateLimiterAbstract>();
-  private redis: Redis | null = null;
+  private readonly redis: Redis | null;
 
-  private constructor(private readonly options: MutationRateLimitOptions) {}
+  private constructor(private readonly options: MutationRateLimitOptions) {
+    this.redis = options.redisUrl === undefined ? null : connect(options.redisUrl);
+  }
 
   /** The limiters for the options; keys with a rate of their own are limited even when both are off. */
   static create(options: MutationRateLimitOptions): MutationRateLimit {
@@ -66,8 +70,6 @@ export class MutationRateLimit {
     if (perSecond <= 0) return null;
     let limiter = this.limiters.get(perSecond);
     if (limiter === undefined) {
-      if (this.redis === null && this.options.redisUrl !== undefined)
-        this.redis = connect(this.options.redisUrl);
       limiter = limiterOf(perSecond, this.redis);
       this.limiters.set(perSecond, limiter);
     }

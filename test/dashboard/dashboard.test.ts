@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser, type TestBrowser } from "../support/browser.ts";
 import { createAccount, grant } from "../support/fixtures.ts";
 import { dataOf, startServer, type TestServer, unique } from "../support/harness.ts";
+import { exerciseInsights } from "./insights.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SCREENSHOT_PATH = `${ROOT}test-artifacts/dashboard.png`;
@@ -334,6 +335,10 @@ describe("the usage dashboard in a browser", () => {
     await page.screenshot({ path: SCREENSHOT_PATH, fullPage: true });
     expect(pageErrors).toEqual([]);
   });
+
+  it("shows caps, the alert setting, older pages, the date range and a live refund, also at phone width", async () => {
+    await exerciseInsights(server, context, "postgres", `${ROOT}test-artifacts`);
+  });
 });
 
 describe("the dashboard on the embedded default (no DATABASE_URL)", () => {
@@ -400,6 +405,10 @@ describe("the dashboard on the embedded default (no DATABASE_URL)", () => {
     await page.screenshot({ path: `${ROOT}test-artifacts/dashboard-embedded.png`, fullPage: true });
     await page.close();
     expect(pageErrors).toEqual([]);
+  });
+
+  it("shows caps, the alert setting, older pages, the date range and a live refund, also at phone width", async () => {
+    await exerciseInsights(server, browser.context, "embedded", `${ROOT}test-artifacts`);
   });
 });
 

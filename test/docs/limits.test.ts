@@ -14,9 +14,11 @@ import {
   STRING_LENGTH_MAX,
   TIMEOUT_SECONDS_MAX,
 } from "../../src/domain/validate.ts";
+import { WEBHOOK_URL_LENGTH_MAX } from "../../src/domain/webhook-url.ts";
 import { SUBSCRIBER_QUEUE_MAX } from "../../src/schema/live/realtime.ts";
 import { REPLAY_CONCURRENCY_MAX } from "../../src/schema/live/replay.ts";
 import { JSON_DEPTH_MAX } from "../../src/schema/scalars.ts";
+import { WEBHOOK_DESCRIPTION_LENGTH_MAX } from "../../src/schema/webhook.ts";
 import { FIELD_REPEATS_MAX, FIELDS_MAX, INTROSPECTION_DEPTH_MAX } from "../../src/server/document-shape.ts";
 import {
   ALIASES_MAX,
@@ -53,6 +55,7 @@ const LIMIT_VARIABLES = [
   "METRICS_TOKEN",
   "METRICS_PORT",
   "CORS_ORIGINS",
+  "WEBHOOK_ALLOW_PRIVATE",
 ];
 
 /** Each limit constant, and the words that name its row in docs/SECURITY.md. */
@@ -81,6 +84,12 @@ const LIMIT_CONSTANTS: [string, number, RegExp][] = [
   ["METADATA_BYTES_MAX", METADATA_BYTES_MAX / 1024, /^\| `metadata` size/],
   ["JSON_DEPTH_MAX", JSON_DEPTH_MAX, /^\| `metadata` nesting/],
   ["TIMEOUT_SECONDS_MAX", TIMEOUT_SECONDS_MAX, /^\| `timeoutSeconds`/],
+  ["WEBHOOK_URL_LENGTH_MAX", WEBHOOK_URL_LENGTH_MAX, /^\| a webhook endpoint's `url`/],
+  [
+    "WEBHOOK_DESCRIPTION_LENGTH_MAX",
+    WEBHOOK_DESCRIPTION_LENGTH_MAX,
+    /^\| a webhook endpoint's `description`/,
+  ],
 ];
 
 describe("the documented limits", () => {

@@ -134,7 +134,30 @@ describe("every field of every success payload", () => {
       amount: 5,
       reason: "BILLING_ERROR",
     });
+    // A TEST-NET address: public by the SSRF rules, and no test's worker runs here to send to it.
+    const endpoint = await run("createWebhookEndpoint", {
+      url: "https://198.51.100.7/hooks",
+      accountId,
+      eventTypes: ["LEDGER_ENTRY_ADDED"],
+      description: "Every field",
+    });
     await run("adjustBalance", { idempotencyKey: unique("adjust"), accountId, amount: 7, note: "Goodwill" });
+    const deliveries = await billing.call(
+      billing.admin,
+      `query($id: ID!) { node(id: $id) { ... on WebhookEndpoint { deliveries(first: 1) { edges { node { id } } } } } }`,
+      { id: endpoint.endpoint.id },
+    );
+    await run("redeliverWebhook", { deliveryId: deliveries.data.node.deliveries.edges[0].node.id });
+    // Both endpoints the fresh and the replayed create made go, with their deliveries.
+    const endpoints = await billing.call(
+      billing.admin,
+      "query($a: ID) { webhookEndpoints(accountId: $a) { id } }",
+      {
+        a: accountId,
+      },
+    );
+    expect(endpoints.data.webhookEndpoints).toHaveLength(2);
+    for (const { id } of endpoints.data.webhookEndpoints) await run("deleteWebhookEndpoint", { id });
     const bulk = await run("reserveGenerations", {
       items: [{ idempotencyKey: unique("bulk"), accountId, feature: "Image", unitCost: 10, boardId }],
     });

@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BALANCE_AT_SQL } from "../../src/db/analytics.ts";
 import type { Database } from "../../src/db/database.ts";
+import { EXPORT_PAGE_SIZE, EXPORT_PAGE_SQL } from "../../src/db/ledger-export.ts";
 import {
   type LedgerFilterInput,
   ledgerPageStatement,
@@ -232,6 +234,42 @@ describe(`ledger index use on a ${ENTRIES.toLocaleString("en")}-entry account`, 
         `${JSON.stringify(filter)}: ${plan.entryScans.map((scan) => `${scan["Node Type"]} ${scan["Index Name"]}`).join(", ")}; ${plan.executionMs.toFixed(3)} ms`,
       );
     }
+  });
+
+  it("answers balanceAt with one backward probe of (account_id, created_at, sequence)", async () => {
+    // The generated entries are 0.1 s apart, ending now: instants across the whole history.
+    const spanMs = ENTRIES * 100;
+    for (const agoMs of [0, 1_000, spanMs / 3, spanMs / 2, spanMs - 1_000, spanMs * 2]) {
+      const at = new Date(Date.now() - agoMs);
+      const plan = await explain({ text: BALANCE_AT_SQL, params: [accountId, at] });
+      expect(plan.nodeTypes).not.toContain("Sort");
+      expect(plan.entryScans).toEqual([
+        expect.objectContaining({
+          "Index Name": "ledger_entry_account_id_created_at_sequence_idx",
+          "Scan Direction": "Backward",
+          "Actual Rows": agoMs === spanMs * 2 ? 0 : 1,
+        }),
+      ]);
+      console.info(`balanceAt ${at.toISOString()}: ${plan.executionMs.toFixed(3)} ms`);
+      expect(plan.executionMs).toBeLessThan(onPglite() ? EXECUTION_MS_MAX : 5);
+    }
+  });
+
+  it("reads a ledger export page forwards from the (account_id, sequence) index", async () => {
+    const plan = await explain({
+      text: EXPORT_PAGE_SQL,
+      params: [accountId, ENTRIES / 2, ENTRIES + 6, null, null, EXPORT_PAGE_SIZE],
+    });
+    expect(plan.nodeTypes).not.toContain("Sort");
+    expect(plan.entryScans).toEqual([
+      expect.objectContaining({
+        "Node Type": "Index Scan",
+        "Index Name": "ledger_entry_account_id_sequence_key",
+        "Scan Direction": "Forward",
+        "Actual Rows": EXPORT_PAGE_SIZE,
+      }),
+    ]);
+    console.info(`export page of ${EXPORT_PAGE_SIZE}: ${plan.executionMs.toFixed(3)} ms`);
   });
 
   it("serves the same page through GraphQL", async () => {

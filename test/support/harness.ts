@@ -45,6 +45,8 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Test
     databasePoolSizeMax: 5,
     // Tests fire bursts of mutations from one principal; the rate limit has its own test.
     rateLimitPerSecond: 0,
+    // Webhook tests start the delivery worker themselves; other tests' servers leave the outbox alone.
+    webhookWorkerEnabled: false,
     ...overrides,
   };
   const app = await createApp(config, onPglite() ? { database: await embeddedTestDatabase() } : {});

@@ -38,6 +38,7 @@ export async function startServerProcess(
       LOG_LEVEL: "info",
       DATABASE_POOL_SIZE: "5",
       RATE_LIMIT_PER_SECOND: "0",
+      WEBHOOK_WORKER_ENABLED: "false",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
