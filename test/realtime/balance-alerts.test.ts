@@ -14,6 +14,8 @@ import { adjustBalance, grantCredits } from "../../src/domain/grants.ts";
 import type { AccountState } from "../../src/domain/model.ts";
 import { localId } from "../../src/schema/ids.ts";
 import { startServer, type TestServer } from "../support/harness.ts";
+import { createOwnDatabase, type OwnDatabase } from "../support/own-database.ts";
+import { onPglite } from "../support/test-database.ts";
 import { connect, type LiveClient } from "../support/ws.ts";
 import { adjust, alertOf, BALANCE_LOW, clearAlert, setAlert, settle, warmUpAlerts } from "./alert-support.ts";
 import { Api, accountWithOwner, type Json, tokens, unique } from "./helpers.ts";
@@ -32,14 +34,24 @@ describe("balance alerts", () => {
     return client;
   };
 
+  let own: OwnDatabase | undefined;
+
   beforeAll(async () => {
-    server = await startServer({ reaperEnabled: false });
+    // A database of its own on PostgreSQL (PGlite's is the file's already): the other files'
+    // servers reap the shared test database, and one of them expiring this file's grant would
+    // fire its alert there, on that server's in-process events, not on this server's socket.
+    own = onPglite() ? undefined : await createOwnDatabase("creditbook_alerts");
+    server = await startServer({ reaperEnabled: false, ...(own && { databaseUrl: own.url }) });
     admin = new Api(server.url, await tokens.sign("alerts-admin", "admin"));
-  });
+  }, 60_000);
 
   afterAll(async () => {
     await Promise.all(clients.map((client) => client.dispose()));
     await server?.close();
+    if (own !== undefined) {
+      expect(await own.auditProblems()).toEqual([]);
+      await own.drop();
+    }
   });
 
   it("fires exactly one balanceLow when 20 concurrent reserves cross the threshold, then re-arms after a grant", async () => {
