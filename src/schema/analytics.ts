@@ -10,6 +10,7 @@ import {
 } from "../db/analytics.ts";
 import { InvalidInputError } from "../domain/errors.ts";
 import { parseSpendingRange } from "../domain/history.ts";
+import { UUID } from "../domain/uuid.ts";
 import { builder } from "./builder.ts";
 import { NOT_FOUND_ACCOUNT } from "./descriptions.ts";
 import { RefundReasonEnum } from "./enums.ts";
@@ -28,7 +29,7 @@ export const SpendingDimensionEnum = builder.enumType("SpendingDimension", {
     MEMBER: { description: "Who requested it (`requestedBy`); key null when not recorded." },
     API_KEY: {
       description:
-        'The API key whose request reserved it (the USAGE entry\'s actor "apikey:<id>", key = the id); null for other callers.',
+        "The API key whose request reserved it (the USAGE entry's actor \"apikey:<id>\"); key = the ApiKey's id as `apiKeys` lists it; null for other callers.",
     },
     DAY: { description: 'The UTC calendar date it was created on, e.g. "2026-12-03"; oldest first.' },
   } as const,
@@ -63,8 +64,14 @@ builder.objectField(SpendingSummaryRef, "breakdown", (t) =>
     args: {
       by: t.arg({ type: SpendingDimensionEnum, required: true, description: "What to group by." }),
     },
-    resolve: (summary, { by }, context) =>
-      spendingBreakdown(context.db, summary.scope, by satisfies SpendingDimension),
+    resolve: async (summary, { by }, context) => {
+      const groups = await spendingBreakdown(context.db, summary.scope, by satisfies SpendingDimension);
+      if (by !== "API_KEY") return groups;
+      // An API key is named as the API names it (ApiKey.id), so a group matches an entry of `apiKeys`.
+      return groups.map((group) =>
+        group.key !== null && UUID.test(group.key) ? { ...group, key: globalId("ApiKey", group.key) } : group,
+      );
+    },
   }),
 );
 

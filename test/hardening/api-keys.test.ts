@@ -253,6 +253,28 @@ describe.concurrent("API keys", () => {
     expect((await billing.server.post(secret, { query: "{ viewer { id } }" })).status).toBe(200);
   });
 
+  it("names the key in the API_KEY spending breakdown by its ApiKey id", async () => {
+    const accountId = await billing.account(100);
+    const { secret, apiKey } = await createKey({ accountId });
+    for (const unitCost of [7, 3]) {
+      const reserved = await billing.reserve(accountId, { unitCost }, secret);
+      expect(reserved.__typename).toBe("ReserveGenerationSuccess");
+      await billing.settle(reserved.generation.id);
+    }
+    await billing.reserveOk(accountId, { unitCost: 5 });
+    const response = await billing.call(
+      billing.service,
+      `query($id: ID!) { spending(accountId: $id) { breakdown(by: API_KEY) { key charged generations } } }`,
+      { id: accountId },
+    );
+    expect(response.data.spending.breakdown).toEqual([
+      { key: apiKey.id, charged: 10, generations: 2 },
+      { key: null, charged: 0, generations: 1 },
+    ]);
+    const listed = await billing.call(billing.admin, "{ apiKeys { id } }", {});
+    expect(listed.data.apiKeys.map((key: Json) => key.id)).toContain(apiKey.id);
+  });
+
   it("limits a key's mutations by its own rateLimitPerSecond (bursts of twice that)", async () => {
     const accountId = await billing.account(0);
     const { secret } = await createKey({ rateLimitPerSecond: 1 });
