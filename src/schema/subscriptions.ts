@@ -1,4 +1,5 @@
 import { GraphQLError } from "graphql";
+import { accountExists } from "../db/accounts.ts";
 import type { BalanceLowEvent } from "../domain/alerts.ts";
 import type { BalanceSnapshot } from "../domain/balance.ts";
 import { BalanceLowEventRef } from "./alerts.ts";
@@ -38,8 +39,8 @@ async function followedAccount(context: Context, accountId: string): Promise<str
   if (id === null || !(await context.access.canRead(id))) {
     throw new GraphQLError("Account not found", { extensions: { code: "NOT_FOUND" } });
   }
-  const exists = await context.db.query("SELECT 1 FROM account WHERE id = $1", [id]);
-  if (exists.length === 0) throw new GraphQLError("Account not found", { extensions: { code: "NOT_FOUND" } });
+  if (!(await accountExists(context.db, id)))
+    throw new GraphQLError("Account not found", { extensions: { code: "NOT_FOUND" } });
   return id;
 }
 

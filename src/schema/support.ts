@@ -1,4 +1,5 @@
 import { GraphQLError } from "graphql";
+import { accountExists } from "../db/accounts.ts";
 import type { BalanceSnapshot } from "../domain/balance.ts";
 import { type DomainError, ForbiddenError, NotFoundError } from "../domain/errors.ts";
 import type { Outcome } from "../domain/executor.ts";
@@ -64,16 +65,11 @@ export async function assertReadable(context: Context, accountId: string | null)
   if (
     accountId !== null &&
     (await context.access.canRead(accountId)) &&
-    (await accountExists(context, accountId))
+    (await accountExists(context.db, accountId))
   ) {
     return accountId;
   }
   throw accountNotFound();
-}
-
-async function accountExists(context: Context, accountId: string): Promise<boolean> {
-  const rows = await context.db.query("SELECT 1 FROM account WHERE id = $1", [accountId]);
-  return rows.length > 0;
 }
 
 function accountNotFound(): GraphQLError {
@@ -93,6 +89,6 @@ export async function readAccountPage<T extends { readonly rows: readonly unknow
 ): Promise<T> {
   if (accountId === null || !(await context.access.canRead(accountId))) throw accountNotFound();
   const page = await read(accountId);
-  if (page.rows.length > 0 || (await accountExists(context, accountId))) return page;
+  if (page.rows.length > 0 || (await accountExists(context.db, accountId))) return page;
   throw accountNotFound();
 }

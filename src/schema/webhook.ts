@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { GraphQLError } from "graphql";
+import { accountExists } from "../db/accounts.ts";
 import {
   deleteEndpoint,
   deliveryAccount,
@@ -253,8 +254,7 @@ builder.mutationField("createWebhookEndpoint", (t) =>
       const url = await checkWebhookUrl(input.url, context.webhookAllowPrivate);
       if (url instanceof InvalidInputError) throw url;
       if (accountId !== null) {
-        const exists = await context.db.query("SELECT 1 FROM account WHERE id = $1", [accountId]);
-        if (exists.length === 0 || !(await context.access.canRead(accountId)))
+        if (!(await accountExists(context.db, accountId)) || !(await context.access.canRead(accountId)))
           throw new NotFoundError("Account");
       }
       const secret = newSecret();

@@ -36,6 +36,28 @@ export function resolveSecret(configured: string | undefined, dataDir: string, c
 /** Most verified tokens remembered per process. */
 const VERIFIED_TOKENS_MAX = 10_000;
 
+/**
+ * Verified tokens by their text, until they expire. A platform backend sends
+ * the same token on every request; checking its signature each time was
+ * 10–15% of a reserve's CPU. Bounded; a token is dropped once expired.
+ */
+export class VerifiedTokens {
+  private readonly byText = new Map<string, Principal>();
+
+  /** The cached principal of `token`, else `verifyUncached(token)`'s, remembered. */
+  async verify(token: string, verifyUncached: (token: string) => Promise<Principal>): Promise<Principal> {
+    const cached = this.byText.get(token);
+    if (cached !== undefined) {
+      if (cached.exp !== null && cached.exp * 1000 > Date.now()) return cached;
+      this.byText.delete(token);
+    }
+    const principal = await verifyUncached(token);
+    if (this.byText.size >= VERIFIED_TOKENS_MAX) this.byText.clear();
+    this.byText.set(token, principal);
+    return principal;
+  }
+}
+
 /** Verifies and signs HS256 tokens. */
 export class TokenService {
   private readonly key: Uint8Array;
@@ -44,24 +66,11 @@ export class TokenService {
     this.key = new TextEncoder().encode(secret);
   }
 
-  /**
-   * Verified tokens by their text, until they expire. A platform backend sends
-   * the same token on every request; checking its HMAC each time was 10–15%
-   * of a reserve's CPU. Bounded; a token is dropped from it once expired.
-   */
-  private readonly verified = new Map<string, Principal>();
+  private readonly verified = new VerifiedTokens();
 
   /** @throws AuthenticationError for a malformed, badly signed or expired token, or bad claims. */
-  async verify(token: string): Promise<Principal> {
-    const cached = this.verified.get(token);
-    if (cached !== undefined) {
-      if (cached.exp !== null && cached.exp * 1000 > Date.now()) return cached;
-      this.verified.delete(token);
-    }
-    const principal = await this.verifyUncached(token);
-    if (this.verified.size >= VERIFIED_TOKENS_MAX) this.verified.clear();
-    this.verified.set(token, principal);
-    return principal;
+  verify(token: string): Promise<Principal> {
+    return this.verified.verify(token, (text) => this.verifyUncached(text));
   }
 
   private async verifyUncached(token: string): Promise<Principal> {

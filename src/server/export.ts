@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { stringify } from "csv-stringify";
+import { accountExists } from "../db/accounts.ts";
 import type { Database } from "../db/database.ts";
 import {
   EXPORT_PAGE_SIZE,
@@ -125,7 +126,11 @@ async function admit(req: IncomingMessage, options: LedgerExportOptions): Promis
   }
   const accountId = localId(rawAccountId, "Account");
   const access = new Access(principal, options.db);
-  if (accountId === null || !(await access.canRead(accountId)) || !(await exists(options.db, accountId))) {
+  if (
+    accountId === null ||
+    !(await access.canRead(accountId)) ||
+    !(await accountExists(options.db, accountId))
+  ) {
     throw new ExportRefusal(404, "Account not found");
   }
   return { accountId, from, to, upToSequence: await lastSequence(options.db, accountId) };
@@ -138,10 +143,6 @@ function instant(value: string | null, name: string): Date | null {
   } catch (error) {
     throw new ExportRefusal(400, `${name}: ${(error as Error).message}`);
   }
-}
-
-async function exists(db: Database, accountId: string): Promise<boolean> {
-  return (await db.query("SELECT 1 FROM account WHERE id = $1::uuid", [accountId])).length > 0;
 }
 
 /** The export's records, one page read at a time (the next only once the stream wants more). */

@@ -6,7 +6,7 @@
  */
 import { createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify } from "jose";
 import { type Principal, ROLES, type Role } from "../domain/access.ts";
-import { AuthenticationError, type TokenService } from "./auth.ts";
+import { AuthenticationError, type TokenService, VerifiedTokens } from "./auth.ts";
 import type { JwtVerifier } from "./credentials.ts";
 
 /** The algorithms an identity provider's tokens may use. */
@@ -17,8 +17,6 @@ export const JWKS_COOLDOWN_MS = 1_000;
 export const JWKS_CACHE_MAX_AGE_MS = 600_000;
 /** Longest one JWKS fetch may take. @default 5_000 // 5 seconds */
 export const JWKS_TIMEOUT_MS = 5_000;
-/** Most verified tokens remembered per process, as for HS256 tokens. */
-const VERIFIED_TOKENS_MAX = 10_000;
 
 export interface JwksOptions {
   /** AUTH_JWKS_URL */
@@ -34,7 +32,7 @@ export interface JwksOptions {
 /** Verifies identity-provider tokens against the JWKS. */
 export class JwksVerifier implements JwtVerifier {
   private readonly keys: ReturnType<typeof createRemoteJWKSet>;
-  private readonly verified = new Map<string, Principal>();
+  private readonly verified = new VerifiedTokens();
 
   constructor(private readonly options: JwksOptions) {
     this.keys = createRemoteJWKSet(new URL(options.url), {
@@ -45,16 +43,8 @@ export class JwksVerifier implements JwtVerifier {
   }
 
   /** @throws AuthenticationError for a bad signature, issuer, audience, expiry or claims */
-  async verify(token: string): Promise<Principal> {
-    const cached = this.verified.get(token);
-    if (cached !== undefined) {
-      if (cached.exp !== null && cached.exp * 1000 > Date.now()) return cached;
-      this.verified.delete(token);
-    }
-    const principal = await this.verifyUncached(token);
-    if (this.verified.size >= VERIFIED_TOKENS_MAX) this.verified.clear();
-    this.verified.set(token, principal);
-    return principal;
+  verify(token: string): Promise<Principal> {
+    return this.verified.verify(token, (text) => this.verifyUncached(text));
   }
 
   private async verifyUncached(token: string): Promise<Principal> {
